@@ -102,7 +102,8 @@ class Hit:
         text: the chunk text.
         title: the document title.
         score: the final score (cosine, BM25 score or fused RRF score, by mode).
-        similarity: cosine similarity between the query and the chunk, whatever the mode.
+        similarity: cosine similarity between the query and the chunk (None in bm25 mode,
+            where the query is not embedded).
         vector: the vector retriever's rank and cosine.
         bm25: the BM25 retriever's rank and score.
         metadata: the document's metadata.
@@ -115,7 +116,7 @@ class Hit:
     text: str
     title: str
     score: float
-    similarity: float
+    similarity: float | None
     vector: RetrieverScore
     bm25: RetrieverScore
     metadata: Metadata = field(default_factory=dict)

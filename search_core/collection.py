@@ -1,0 +1,670 @@
+"""Named collections: build, save, open, list and delete, crash-safe and checksummed.
+
+On disk a collection is a folder under the collections home::
+
+    NAME/CURRENT                 {"version": "v-...", "manifest_sha256": "..."}, swapped atomically
+    NAME/v-<time>-<random>/      one complete version
+        manifest.json            settings, counts, model fingerprint, sha256 of every other file
+        documents.parquet        documents with their metadata
+        chunks.parquet           chunks with their document, position and character span
+        embeddings.npy           normalized float32 vectors, one row per chunk
+        vector.faiss             the FAISS index (handed to FAISS only after its checksum matches)
+        bm25_*.npy, bm25_*.json  the BM25 index (numpy and JSON, no pickle)
+        probes.json, probes.npy  probe sentences and their vectors, for the drift check
+
+A build writes a new version into a staging folder, renames it into place and only then swaps
+``CURRENT``; until the swap, the previous version keeps answering, and a crash at any moment
+leaves either the old or the new version visible, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .chunking import ChunkingConfig, chunk_documents, index_title, indexed_texts
+from .embedding import Embedder, EmbeddingCache, model_fingerprint, resolve_model, shared_embedder
+from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
+from .ingest import FieldMap, IngestReport, read_source
+from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
+from .settings import DEFAULT_INDEX_KIND, collections_home
+from .storage import (
+    atomic_write,
+    fsync_dir,
+    json_bytes,
+    json_load,
+    npy_bytes,
+    npy_load,
+    read_verified,
+    sha256_bytes,
+    write_files,
+)
+from .types import Chunk, Document, PageSpan
+from .vector_index import VectorIndex, build_vector_index
+
+FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+MANIFEST_FILE = "manifest.json"
+CACHE_FOLDER = ".cache"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+BuildProgress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)``; stages: read, chunk, embed, index, save."""
+
+PROBE_SENTENCES: tuple[str, ...] = (
+    "The quick brown fox jumps over the lazy dog.",
+    "How do I reset my password?",
+    "Quarterly revenue grew by twelve percent compared with last year.",
+    "The patient was prescribed antibiotics for a bacterial infection.",
+    "Install the update and restart the computer.",
+    "Either party may terminate this agreement with thirty days written notice.",
+    "The engine makes a knocking noise when accelerating uphill.",
+    "A critical vulnerability allows remote code execution.",
+    "Refunds are issued to the original payment method within five business days.",
+    "Photosynthesis converts light energy into chemical energy.",
+    "The train to Berlin leaves at half past nine.",
+    "Mix the flour and butter until the dough is smooth.",
+)
+"""Fixed sentences embedded at build time, so model drift shows even on a tiny corpus."""
+
+PROBE_CHUNKS = 52
+"""Chunks of the collection itself added to the probes (a seeded sample)."""
+
+
+def validate_name(name: str) -> str:
+    """Check a collection name: letters, digits, ``_ . -``, at most 64, no path tricks.
+
+    Raises:
+        ValueError: the name could escape the collections folder or is not portable.
+    """
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"invalid collection name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit, without '..'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything that decides how a collection is built.
+
+    Attributes:
+        chunking: chunking method and sizes.
+        index_kind: ``flat``, ``ivf``, ``hnsw`` or ``ivfpq``.
+        index_params: parameters of the index kind (nlist, nprobe, M, ...); defaults by size.
+        model: None for the bundled model, or a local sentence-transformers folder.
+        fields: which columns or fields hold the text, title, id and metadata.
+        bm25_k1: BM25 term-frequency saturation.
+        bm25_b: BM25 length normalization.
+    """
+
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    index_kind: str = DEFAULT_INDEX_KIND
+    index_params: dict[str, int] = field(default_factory=dict)
+    model: str | None = None
+    fields: FieldMap | None = None
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A line of ``search-explorer list``."""
+
+    name: str
+    created_at: str
+    documents: int
+    chunks: int
+    index_kind: str
+    model: str
+    fingerprint: str
+    source: str
+
+
+class Collection:
+    """An opened collection: documents, chunks, vectors and both indexes, in memory.
+
+    Use :func:`open_collection` or :func:`build_collection` to get one; search it with
+    :func:`search_core.search.search`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        folder: Path,
+        manifest: dict[str, Any],
+        documents: list[Document],
+        chunks: list[Chunk],
+        embeddings: np.ndarray,
+        vector_index: VectorIndex,
+        lexical: Bm25sIndex,
+        embedder: Embedder | None,
+    ) -> None:
+        self.name = name
+        self.folder = folder
+        self.manifest = manifest
+        self.documents = documents
+        self.chunks = chunks
+        self.embeddings = embeddings
+        self.vector_index = vector_index
+        self.lexical = lexical
+        self._embedder = embedder
+        self.doc_index = {d.doc_id: i for i, d in enumerate(documents)}
+        self.chunk_doc_index = np.fromiter(
+            (self.doc_index[c.doc_id] for c in chunks), dtype=np.int64, count=len(chunks)
+        )
+        self.titles = {d.doc_id: d.title for d in documents}
+        self._engines: dict[tuple[str, float, float], LexicalIndex] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def fingerprint(self) -> str:
+        """Fingerprint of the model the collection was built with."""
+        return str(self.manifest["model"]["fingerprint"])
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, checked against the stored fingerprint."""
+        if self._embedder is None:
+            self._embedder = shared_embedder(self.manifest["model"]["name"])
+        if self._embedder.fingerprint != self.fingerprint:
+            raise FingerprintMismatchError(self.name, self.fingerprint, self._embedder.fingerprint)
+        return self._embedder
+
+    def lexical_engine(
+        self, engine: str = "bm25s", k1: float | None = None, b: float | None = None
+    ) -> LexicalIndex:
+        """The BM25 index of one engine and parameters; the stored one when they match.
+
+        Other engines or parameters are built in memory on first use and kept.
+        """
+        params = self.manifest["bm25"]
+        k1 = float(params["k1"] if k1 is None else k1)
+        b = float(params["b"] if b is None else b)
+        if engine == "bm25s" and k1 == params["k1"] and b == params["b"]:
+            return self.lexical
+        key = (engine, k1, b)
+        with self._lock:
+            if key not in self._engines:
+                self._engines[key] = build_lexical_index(self.indexed_texts(), engine, k1=k1, b=b)
+            return self._engines[key]
+
+    def indexed_texts(self) -> list[str]:
+        """The text of every chunk as embedded and indexed (title + chunk text)."""
+        shortened = self.manifest.get("index_titles", {})
+        return indexed_texts(self.chunks, {**self.titles, **shortened})
+
+    def document(self, doc_id: str) -> Document:
+        """A document by id.
+
+        Raises:
+            KeyError: no such document.
+        """
+        return self.documents[self.doc_index[doc_id]]
+
+    def info(self) -> CollectionInfo:
+        """Summary for listings."""
+        return _info(self.name, self.manifest)
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def collection_folder(name: str, home: str | Path | None = None) -> Path:
+    """Folder of a collection (its versions and CURRENT pointer)."""
+    return collections_home(home) / validate_name(name)
+
+
+def embedding_cache(home: str | Path | None = None) -> EmbeddingCache:
+    """The shared on-disk embedding cache of a collections home."""
+    return EmbeddingCache(collections_home(home) / CACHE_FOLDER / "embeddings.sqlite")
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_collection(
+    name: str,
+    source: str | Path | IngestReport,
+    options: BuildOptions | None = None,
+    *,
+    home: str | Path | None = None,
+    embedder: Embedder | None = None,
+    progress: BuildProgress | None = None,
+) -> Collection:
+    """Read, chunk, embed and index a source, and save it as collection ``name``.
+
+    An existing collection of that name keeps answering until the new version is complete;
+    if anything fails, the existing collection is left untouched.
+
+    Args:
+        name: the collection name (see :func:`validate_name`).
+        source: a file, folder, ``.zip`` or BEIR folder, or documents already read.
+        options: build settings.
+        home: the collections home (default ``$SEARCH_EXPLORER_HOME`` or ``./collections``).
+        embedder: a loaded model to use instead of ``options.model``.
+        progress: progress callback.
+
+    Returns:
+        The new collection, opened.
+
+    Raises:
+        InputError: the source cannot be read or holds no document with text.
+        ValueError: invalid name or settings.
+    """
+    validate_name(name)
+    options = options or BuildOptions()
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    report("read", 0, 1)
+    if isinstance(source, IngestReport):
+        ingest, source_label = source, "documents"
+    else:
+        ingest, source_label = read_source(source, options.fields), str(source)
+    documents = list(ingest.documents)
+    if not documents:
+        raise InputError(source_label, "no document with text was found")
+    report("read", 1, 1)
+    seconds["read"] = time.perf_counter() - started
+
+    embedder = embedder or shared_embedder(options.model)
+    tick = time.perf_counter()
+    tokenizer = embedder.tokenizer
+    chunks = chunk_documents(
+        documents,
+        tokenizer,
+        options.chunking,
+        max_seq_length=embedder.max_seq_length,
+        special_tokens=embedder.special_tokens,
+        progress=lambda d, t: report("chunk", d, t),
+    )
+    if not chunks:
+        raise InputError(source_label, "the documents hold no text the model can tokenize")
+    titles = {d.doc_id: index_title(tokenizer, d.title) for d in documents}
+    texts = indexed_texts(chunks, titles)
+    seconds["chunk"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    cache = embedding_cache(home)
+    try:
+        embeddings = embedder.embed(texts, cache=cache, progress=lambda d, t: report("embed", d, t))
+    finally:
+        cache.close()
+    seconds["embed"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    report("index", 0, 2)
+    vector_index = build_vector_index(embeddings, options.index_kind, **options.index_params)
+    report("index", 1, 2)
+    lexical = build_lexical_index(texts, "bm25s", k1=options.bm25_k1, b=options.bm25_b)
+    if not isinstance(lexical, Bm25sIndex):
+        raise TypeError("the stored BM25 engine must be bm25s")
+    report("index", 2, 2)
+    seconds["index"] = time.perf_counter() - tick
+
+    probe_texts = _probe_texts(texts)
+    probe_vectors = embedder.embed(probe_texts)
+
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": {
+            "path": source_label,
+            "fields": _fields_dict(options.fields),
+            "files_read": ingest.files_read,
+        },
+        "model": {
+            "name": embedder.name,
+            "fingerprint": embedder.fingerprint,
+            "backend": embedder.backend,
+            "dim": int(embeddings.shape[1]),
+            "max_seq_length": embedder.max_seq_length,
+            "normalized": True,
+        },
+        "chunking": options.chunking.to_dict(),
+        "index": vector_index.describe(),
+        "bm25": {"engine": "bm25s", "k1": options.bm25_k1, "b": options.bm25_b},
+        "counts": {
+            "documents": len(documents),
+            "chunks": len(chunks),
+            "skipped_empty": ingest.skipped_empty,
+            "pages_without_text": len(ingest.pages_without_text),
+        },
+        # titles are cut to what fits in a chunk; only the few that were cut are recorded
+        "index_titles": {d.doc_id: titles[d.doc_id] for d in documents if titles[d.doc_id] != d.title},
+        "build_seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+    files: dict[str, bytes] = {
+        "documents.parquet": _documents_bytes(documents),
+        "chunks.parquet": _chunks_bytes(chunks),
+        "embeddings.npy": npy_bytes(embeddings),
+        "vector.faiss": vector_index.to_bytes(),
+        "probes.json": json_bytes(probe_texts),
+        "probes.npy": npy_bytes(probe_vectors),
+        **lexical.to_files(),
+    }
+    report("save", 0, 1)
+    folder = _save_version(name, manifest, files, home)
+    report("save", 1, 1)
+    manifest["build_seconds"]["total"] = round(time.perf_counter() - started, 3)
+    return Collection(
+        name, folder, manifest, documents, chunks, embeddings, vector_index, lexical, embedder
+    )
+
+
+def _fields_dict(fields: FieldMap | None) -> dict[str, Any] | None:
+    if fields is None:
+        return None
+    return {
+        "text": fields.text,
+        "title": fields.title,
+        "id": fields.id,
+        "metadata": list(fields.metadata) if fields.metadata is not None else None,
+        "delimiter": fields.delimiter,
+    }
+
+
+def _probe_texts(texts: Sequence[str]) -> list[str]:
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(texts), size=min(PROBE_CHUNKS, len(texts)), replace=False)
+    return [*PROBE_SENTENCES, *(texts[i] for i in sorted(picks))]
+
+
+def _save_version(
+    name: str, manifest: dict[str, Any], files: dict[str, bytes], home: str | Path | None
+) -> Path:
+    root = collection_folder(name, home)
+    root.mkdir(parents=True, exist_ok=True)
+    version = f"v-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+    staging = root / f".staging-{version}"
+    staging.mkdir()
+    try:
+        manifest["files"] = write_files(staging, files)
+        manifest["version"] = version
+        manifest_data = json_bytes(manifest)
+        atomic_write(staging / MANIFEST_FILE, manifest_data)
+        final = root / version
+        os.replace(staging, final)
+        fsync_dir(root)
+        pointer = {"version": version, "manifest_sha256": sha256_bytes(manifest_data)}
+        atomic_write(root / CURRENT_FILE, json_bytes(pointer))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _remove_old_versions(root, keep=version)
+    return final
+
+
+def _remove_old_versions(root: Path, keep: str) -> None:
+    stale_after = time.time() - 6 * 3600
+    for child in root.iterdir():
+        if not child.is_dir() or child.name == keep:
+            continue
+        old_version = child.name.startswith("v-")
+        stale_staging = child.name.startswith(".staging-") and child.stat().st_mtime < stale_after
+        if old_version or stale_staging:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _documents_bytes(documents: Sequence[Document]) -> bytes:
+    table = pa.table(
+        {
+            "doc_id": [d.doc_id for d in documents],
+            "title": [d.title for d in documents],
+            "text": [d.text for d in documents],
+            "source": [d.source for d in documents],
+            "metadata": [json.dumps(dict(d.metadata), ensure_ascii=False) for d in documents],
+            "pages": [json.dumps([[p.page, p.char_start, p.char_end] for p in d.pages]) for d in documents],
+        }
+    )
+    return _parquet_bytes(table)
+
+
+def _chunks_bytes(chunks: Sequence[Chunk]) -> bytes:
+    table = pa.table(
+        {
+            "chunk_id": pa.array([c.chunk_id for c in chunks], pa.int64()),
+            "doc_id": [c.doc_id for c in chunks],
+            "position": pa.array([c.position for c in chunks], pa.int32()),
+            "char_start": pa.array([c.char_start for c in chunks], pa.int64()),
+            "char_end": pa.array([c.char_end for c in chunks], pa.int64()),
+            "text": [c.text for c in chunks],
+            "pages": pa.array([list(c.pages) for c in chunks], pa.list_(pa.int32())),
+        }
+    )
+    return _parquet_bytes(table)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _read_parquet(data: bytes, name: str) -> dict[str, list[Any]]:
+    try:
+        return pq.read_table(pa.BufferReader(data)).to_pydict()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise IntegrityError(f"{name}: not a readable parquet table ({exc})") from exc
+
+
+def _documents_from(data: bytes, name: str) -> list[Document]:
+    table = _read_parquet(data, name)
+    return [
+        Document(
+            doc_id=doc_id,
+            title=title,
+            text=text,
+            source=source,
+            metadata=json.loads(metadata),
+            pages=tuple(PageSpan(*p) for p in json.loads(pages)),
+        )
+        for doc_id, title, text, source, metadata, pages in zip(
+            table["doc_id"], table["title"], table["text"], table["source"],
+            table["metadata"], table["pages"], strict=True,
+        )
+    ]
+
+
+def _chunks_from(data: bytes, name: str) -> list[Chunk]:
+    table = _read_parquet(data, name)
+    return [
+        Chunk(
+            chunk_id=chunk_id, doc_id=doc_id, position=position, char_start=start,
+            char_end=end, text=text, pages=tuple(pages or ()),
+        )
+        for chunk_id, doc_id, position, start, end, text, pages in zip(
+            table["chunk_id"], table["doc_id"], table["position"], table["char_start"],
+            table["char_end"], table["text"], table["pages"], strict=True,
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- open
+
+
+def read_manifest(name: str, home: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Read and verify the manifest of a collection's current version.
+
+    Returns:
+        (version folder, manifest).
+
+    Raises:
+        CollectionError: no such collection.
+        IntegrityError: the pointer or the manifest is damaged.
+    """
+    root = collection_folder(name, home)
+    pointer_path = root / CURRENT_FILE
+    if not pointer_path.is_file():
+        available = [info.name for info in list_collections(home)]
+        raise CollectionError(
+            f"no collection named {name!r}" + (f"; available: {', '.join(available)}" if available else "")
+        )
+    pointer = json_load(pointer_path.read_bytes(), str(pointer_path))
+    if not isinstance(pointer, dict) or not _NAME.match(str(pointer.get("version", ""))):
+        raise IntegrityError(f"{pointer_path}: damaged pointer to the current version")
+    folder = root / str(pointer["version"])
+    data = read_verified(folder / MANIFEST_FILE, str(pointer.get("manifest_sha256", "")))
+    manifest = json_load(data, str(folder / MANIFEST_FILE))
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise IntegrityError(
+            f"{folder / MANIFEST_FILE}: unsupported format version "
+            f"{manifest.get('format_version') if isinstance(manifest, dict) else None}"
+        )
+    return folder, manifest
+
+
+def open_collection(
+    name: str,
+    home: str | Path | None = None,
+    *,
+    embedder: Embedder | None = None,
+    check_fingerprint: bool = True,
+) -> Collection:
+    """Open a collection: verify every file's checksum, then load it.
+
+    Args:
+        name: the collection name.
+        home: the collections home.
+        embedder: the model to search with; by default the one named in the manifest.
+        check_fingerprint: refuse a model whose fingerprint differs from the stored one.
+
+    Raises:
+        CollectionError: no such collection.
+        IntegrityError: a file is missing, damaged or inconsistent.
+        FingerprintMismatchError: the model differs from the one the collection was built with.
+    """
+    for attempt in range(3):
+        folder, manifest = read_manifest(name, home)
+        try:
+            return _load(name, folder, manifest, embedder, check_fingerprint)
+        except IntegrityError:
+            # A concurrent build may have swapped versions between reading CURRENT and the files.
+            newer, _ = read_manifest(name, home)
+            if newer == folder or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load(
+    name: str,
+    folder: Path,
+    manifest: dict[str, Any],
+    embedder: Embedder | None,
+    check_fingerprint: bool,
+) -> Collection:
+    stored = str(manifest["model"]["fingerprint"])
+    if check_fingerprint:
+        current = (
+            embedder.fingerprint
+            if embedder is not None
+            else model_fingerprint(resolve_model(manifest["model"]["name"])[1], manifest["model"]["backend"])
+        )
+        if current != stored:
+            raise FingerprintMismatchError(name, stored, current)
+    files = manifest.get("files", {})
+    data = {n: read_verified(folder / n, str(meta["sha256"])) for n, meta in files.items()}
+    try:
+        documents = _documents_from(data["documents.parquet"], "documents.parquet")
+        chunks = _chunks_from(data["chunks.parquet"], "chunks.parquet")
+        embeddings = npy_load(data["embeddings.npy"], "embeddings.npy")
+        vector_index = VectorIndex.from_bytes(data["vector.faiss"], manifest["index"], embeddings)
+        lexical = Bm25sIndex.from_files({n: b for n, b in data.items() if n.startswith("bm25_")})
+    except KeyError as exc:
+        raise IntegrityError(f"{folder}: file {exc} is missing from the manifest") from exc
+    except ValueError as exc:
+        raise IntegrityError(f"{folder}: {exc}") from exc
+    sizes = {
+        "chunks": len(chunks),
+        "embedding rows": int(embeddings.shape[0]),
+        "vectors": int(vector_index.ntotal),
+        "BM25 documents": int(lexical.size),
+    }
+    if len(set(sizes.values())) != 1 or sizes["chunks"] != manifest["counts"]["chunks"]:
+        raise IntegrityError(f"{folder}: inconsistent sizes {sizes}")
+    return Collection(name, folder, manifest, documents, chunks, embeddings, vector_index, lexical, embedder)
+
+
+def load_probes(collection: Collection) -> tuple[list[str], np.ndarray]:
+    """The probe texts and the vectors stored for them at build time (checksums verified)."""
+    files = collection.manifest["files"]
+    texts = json_load(
+        read_verified(collection.folder / "probes.json", files["probes.json"]["sha256"]), "probes.json"
+    )
+    vectors = npy_load(
+        read_verified(collection.folder / "probes.npy", files["probes.npy"]["sha256"]), "probes.npy"
+    )
+    return list(texts), vectors
+
+
+# --------------------------------------------------------------------------- list / delete
+
+
+def _info(name: str, manifest: dict[str, Any]) -> CollectionInfo:
+    return CollectionInfo(
+        name=name,
+        created_at=str(manifest.get("created_at", "")),
+        documents=int(manifest["counts"]["documents"]),
+        chunks=int(manifest["counts"]["chunks"]),
+        index_kind=str(manifest["index"].get("kind", "")),
+        model=str(manifest["model"]["name"]),
+        fingerprint=str(manifest["model"]["fingerprint"]),
+        source=str(manifest["source"]["path"]),
+    )
+
+
+def list_collections(home: str | Path | None = None) -> list[CollectionInfo]:
+    """Every complete collection under the home, by name (damaged ones are skipped)."""
+    root = collections_home(home)
+    if not root.is_dir():
+        return []
+    infos = []
+    for child in sorted(root.iterdir()):
+        if not (child / CURRENT_FILE).is_file() or not _NAME.match(child.name):
+            continue
+        try:
+            _, manifest = read_manifest(child.name, home)
+            infos.append(_info(child.name, manifest))
+        except (CollectionError, KeyError, TypeError):
+            continue
+    return infos
+
+
+def delete_collection(name: str, home: str | Path | None = None) -> None:
+    """Delete a collection: the pointer goes first, so it is never seen half-deleted.
+
+    Raises:
+        CollectionError: no such collection.
+    """
+    root = collection_folder(name, home)
+    pointer = root / CURRENT_FILE
+    if not pointer.is_file():
+        raise CollectionError(f"no collection named {name!r}")
+    pointer.unlink()
+    fsync_dir(root)
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,283 @@
+"""One search call for the three modes: vector, BM25 and hybrid (reciprocal rank fusion).
+
+The pipeline of a query:
+
+1. metadata filters become a chunk mask, applied inside both retrievers (FAISS IDSelector,
+   BM25 candidate mask), so k results come back whenever k chunks match the filter;
+2. the query is embedded (vector and hybrid modes) and each retriever returns its candidates;
+3. hybrid fuses the two ranked lists with weighted RRF;
+4. the similarity threshold drops every candidate whose cosine to the query is below it
+   (vector and hybrid modes): with nothing left, the answer is empty, not the nearest noise;
+5. optionally, hits are collapsed to one per document (its best chunk), then cut to k.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .collection import Collection
+from .filters import chunk_mask, validate_filters
+from .fusion import FUSION_METHODS, fuse
+from .lexical import ENGINES
+from .settings import DEFAULT_CANDIDATES, DEFAULT_K, DEFAULT_RRF_K, DEFAULT_THRESHOLD
+from .types import SEARCH_MODES, Hit, RetrieverScore, SearchResponse, Timings
+
+_EMPTY_IDS = np.zeros(0, dtype=np.int64)
+_EMPTY_SCORES = np.zeros(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Every setting of a search; a saved configuration is one of these.
+
+    Attributes:
+        mode: ``vector``, ``bm25`` or ``hybrid``.
+        k: number of results.
+        threshold: minimum cosine similarity of a result (vector and hybrid modes).
+        rrf_k: the RRF constant (hybrid).
+        vector_weight: weight of the vector ranking in RRF.
+        bm25_weight: weight of the BM25 ranking in RRF.
+        candidates: candidates taken from each retriever (at least k).
+        nprobe: IVF lists probed (ivf, ivfpq); None for the index default.
+        ef_search: HNSW search breadth; None for the index default.
+        bm25_engine: ``bm25s`` or ``okapi-reference``.
+        bm25_k1: BM25 k1; None for the collection's.
+        bm25_b: BM25 b; None for the collection's.
+        filters: metadata filters (see :mod:`search_core.filters`).
+        collapse: one hit per document (its best chunk).
+        fusion: fusion method name.
+    """
+
+    mode: str = "hybrid"
+    k: int = DEFAULT_K
+    threshold: float = DEFAULT_THRESHOLD
+    rrf_k: float = DEFAULT_RRF_K
+    vector_weight: float = 1.0
+    bm25_weight: float = 1.0
+    candidates: int = DEFAULT_CANDIDATES
+    nprobe: int | None = None
+    ef_search: int | None = None
+    bm25_engine: str = "bm25s"
+    bm25_k1: float | None = None
+    bm25_b: float | None = None
+    filters: Mapping[str, Any] | None = field(default=None, hash=False)
+    collapse: bool = False
+    fusion: str = "rrf"
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEARCH_MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; valid modes: {list(SEARCH_MODES)}")
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1, got {self.k}")
+        if not -1.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be between -1 and 1, got {self.threshold}")
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {self.candidates}")
+        if self.bm25_engine not in ENGINES:
+            raise ValueError(f"unknown BM25 engine {self.bm25_engine!r}; valid: {sorted(ENGINES)}")
+        if self.fusion not in FUSION_METHODS:
+            raise ValueError(f"unknown fusion method {self.fusion!r}; valid: {sorted(FUSION_METHODS)}")
+        for name in ("nprobe", "ef_search"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.vector_weight < 0 or self.bm25_weight < 0:
+            raise ValueError("retriever weights must be >= 0")
+        if self.filters:
+            validate_filters(self.filters)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for saved configurations)."""
+        data = asdict(self)
+        data["filters"] = dict(self.filters) if self.filters else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchParams:
+        """Build from a saved configuration.
+
+        Raises:
+            ValueError: an unknown key (the message lists the valid ones) or an invalid value.
+        """
+        valid = set(cls.__dataclass_fields__)
+        unknown = set(data) - valid
+        if unknown:
+            raise ValueError(f"unknown search settings {sorted(unknown)}; valid: {sorted(valid)}")
+        return cls(**dict(data))
+
+
+def search(
+    collection: Collection,
+    query: str,
+    mode: str = "hybrid",
+    k: int = DEFAULT_K,
+    **options: Any,
+) -> SearchResponse:
+    """Search a collection.
+
+    Args:
+        collection: an opened collection.
+        query: the query text.
+        mode: ``vector``, ``bm25`` or ``hybrid``.
+        k: number of results.
+        **options: any other :class:`SearchParams` field (threshold, rrf_k, filters, ...).
+
+    Returns:
+        The hits, best first, with per-retriever ranks and scores, and stage timings.
+
+    Raises:
+        ValueError: an invalid setting (the message names the valid choices).
+        FingerprintMismatchError: the model loaded now is not the collection's.
+    """
+    return run_search(collection, query, SearchParams(mode=mode, k=k, **options))
+
+
+def run_search(
+    collection: Collection,
+    query: str,
+    params: SearchParams,
+    *,
+    query_vector: np.ndarray | None = None,
+) -> SearchResponse:
+    """Search with a full :class:`SearchParams` (the relevance lab's entry point).
+
+    Args:
+        collection: an opened collection.
+        query: the query text.
+        params: the settings.
+        query_vector: the query's normalized embedding, when already computed (batch runs).
+    """
+    doc_metadata = [d.metadata for d in collection.documents]
+    mask = chunk_mask(params.filters, doc_metadata, collection.chunk_doc_index)
+    uses_vector = params.mode in ("vector", "hybrid")
+    embed_ms = 0.0
+    if uses_vector:
+        embedder = collection.embedder  # checks the model fingerprint, even for given vectors
+    if uses_vector and query_vector is None:
+        embedder.load()  # a first query should not report the model's load time as embedding
+        tick = time.perf_counter()
+        query_vector = embedder.embed_query(query)
+        embed_ms = (time.perf_counter() - tick) * 1000
+    if (mask is not None and not mask.any()) or not query.strip():
+        return SearchResponse(query, params.mode, (), Timings(embed_ms=embed_ms))
+
+    total = len(collection.chunks)
+    depth = min(max(params.candidates, params.k), total)
+    while True:
+        response = _search_at_depth(collection, query, params, query_vector, mask, depth, embed_ms)
+        enough = len(response.hits) >= params.k or response.below_threshold > 0
+        if not params.collapse or enough or depth >= total:
+            return response
+        depth = min(depth * 4, total)
+
+
+def _search_at_depth(
+    collection: Collection,
+    query: str,
+    params: SearchParams,
+    query_vector: np.ndarray | None,
+    mask: np.ndarray | None,
+    depth: int,
+    embed_ms: float,
+) -> SearchResponse:
+    vector_ids, vector_scores, vector_ms = _EMPTY_IDS, _EMPTY_SCORES, 0.0
+    bm25_ids, bm25_scores, bm25_ms = _EMPTY_IDS, _EMPTY_SCORES, 0.0
+    if params.mode in ("vector", "hybrid") and query_vector is not None:
+        tick = time.perf_counter()
+        vector_ids, vector_scores = collection.vector_index.search(
+            query_vector, depth, nprobe=params.nprobe, ef_search=params.ef_search, allowed=mask
+        )
+        vector_ms = (time.perf_counter() - tick) * 1000
+    if params.mode in ("bm25", "hybrid"):
+        tick = time.perf_counter()
+        engine = collection.lexical_engine(params.bm25_engine, params.bm25_k1, params.bm25_b)
+        bm25_ids, bm25_scores = engine.top_k(query, depth, allowed=mask)
+        bm25_ms = (time.perf_counter() - tick) * 1000
+
+    tick = time.perf_counter()
+    vector_of = _rank_table(vector_ids, vector_scores)
+    bm25_of = _rank_table(bm25_ids, bm25_scores)
+    if params.mode == "vector":
+        ordered = [(int(i), float(s)) for i, s in zip(vector_ids, vector_scores, strict=True)]
+    elif params.mode == "bm25":
+        ordered = [(int(i), float(s)) for i, s in zip(bm25_ids, bm25_scores, strict=True)]
+    else:
+        ordered = fuse(
+            {"vector": vector_ids.tolist(), "bm25": bm25_ids.tolist()},
+            {"vector": params.vector_weight, "bm25": params.bm25_weight},
+            method=params.fusion,
+            k=params.rrf_k,
+        )
+
+    similarity: dict[int, float] = {}
+    if query_vector is not None and ordered:
+        ids = np.fromiter((i for i, _ in ordered), dtype=np.int64, count=len(ordered))
+        sims = collection.embeddings[ids] @ query_vector
+        similarity = dict(zip(ids.tolist(), sims.tolist(), strict=True))
+    candidates = len(ordered)
+    if params.mode != "bm25" and query_vector is not None:
+        ordered = [(i, s) for i, s in ordered if similarity[i] >= params.threshold]
+    below = candidates - len(ordered)
+
+    if params.collapse:
+        seen: set[int] = set()
+        kept = []
+        for chunk_id, score in ordered:
+            doc = int(collection.chunk_doc_index[chunk_id])
+            if doc not in seen:
+                seen.add(doc)
+                kept.append((chunk_id, score))
+        ordered = kept
+
+    hits = tuple(
+        _hit(collection, rank, chunk_id, score, similarity.get(chunk_id), vector_of, bm25_of)
+        for rank, (chunk_id, score) in enumerate(ordered[: params.k], start=1)
+    )
+    fusion_ms = (time.perf_counter() - tick) * 1000
+    return SearchResponse(
+        query=query,
+        mode=params.mode,
+        hits=hits,
+        timings=Timings(embed_ms=embed_ms, vector_ms=vector_ms, bm25_ms=bm25_ms, fusion_ms=fusion_ms),
+        candidates=candidates,
+        below_threshold=below,
+        candidate_similarities=tuple(similarity.values()),
+    )
+
+
+def _rank_table(ids: np.ndarray, scores: np.ndarray) -> dict[int, tuple[int, float]]:
+    return {int(i): (rank, float(s)) for rank, (i, s) in enumerate(zip(ids, scores, strict=True), 1)}
+
+
+def _hit(
+    collection: Collection,
+    rank: int,
+    chunk_id: int,
+    score: float,
+    similarity: float | None,
+    vector_of: dict[int, tuple[int, float]],
+    bm25_of: dict[int, tuple[int, float]],
+) -> Hit:
+    chunk = collection.chunks[chunk_id]
+    document = collection.documents[int(collection.chunk_doc_index[chunk_id])]
+    vector = vector_of.get(chunk_id)
+    bm25 = bm25_of.get(chunk_id)
+    return Hit(
+        rank=rank,
+        doc_id=chunk.doc_id,
+        chunk_id=chunk_id,
+        text=chunk.text,
+        title=document.title,
+        score=score,
+        similarity=None if similarity is None or math.isnan(similarity) else float(similarity),
+        vector=RetrieverScore(*vector) if vector else RetrieverScore(None, None),
+        bm25=RetrieverScore(*bm25) if bm25 else RetrieverScore(None, None),
+        metadata=document.metadata,
+        pages=chunk.pages,
+    )

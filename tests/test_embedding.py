@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search_core.embedding import (
+    Embedder,
+    EmbeddingCache,
+    bundled_model_path,
+    model_fingerprint,
+    normalize_rows,
+)
+from search_core.errors import ModelError
+
+
+def model_copy(tmp_path: Path, change: str | None = None) -> Path:
+    """A copy of the bundled model folder (weights linked, not copied), optionally changed."""
+    source = bundled_model_path()
+    target = tmp_path / "model"
+    for path in source.rglob("*"):
+        if path.is_file():
+            dest = target / path.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix == ".safetensors":
+                dest.symlink_to(path)
+            else:
+                shutil.copy2(path, dest)
+    if change:
+        with (target / change).open("a", encoding="utf-8") as handle:
+            handle.write("\n")
+    return target
+
+
+def test_vectors_are_unit_length_and_match_the_model(embedder) -> None:
+    texts = ["How do I get a refund?", "The brake pads are worn.", ""]
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    reference = embedder.model.encode(texts, normalize_embeddings=True)
+    assert np.allclose(vectors, reference, atol=1e-5)
+
+
+def test_query_and_document_vectors_agree(embedder) -> None:
+    text = "order 12345 has shipped"
+    assert np.allclose(embedder.embed_query(text), embedder.embed([text])[0], atol=1e-5)
+
+
+def test_normalize_rows() -> None:
+    rows = normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert np.allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_fingerprint_is_stable_and_content_based(tmp_path: Path, embedder) -> None:
+    copy = model_copy(tmp_path)
+    assert model_fingerprint(copy) == embedder.fingerprint
+    assert len(embedder.fingerprint) == 64
+
+
+@pytest.mark.parametrize("changed", ["tokenizer_config.json", "1_Pooling/config.json", "vocab.txt"])
+def test_fingerprint_changes_with_any_model_file(tmp_path: Path, embedder, changed: str) -> None:
+    assert model_fingerprint(model_copy(tmp_path, change=changed)) != embedder.fingerprint
+
+
+def test_fingerprint_ignores_readme(tmp_path: Path, embedder) -> None:
+    assert model_fingerprint(model_copy(tmp_path, change="README.md")) == embedder.fingerprint
+
+
+def test_backend_is_part_of_the_fingerprint(embedder) -> None:
+    assert model_fingerprint(embedder.path, backend="other") != embedder.fingerprint
+    with pytest.raises(ValueError, match="torch"):
+        Embedder(backend="tensorflow")
+
+
+def test_model_without_safetensors_is_refused(tmp_path: Path) -> None:
+    copy = model_copy(tmp_path)
+    (copy / "model.safetensors").unlink()
+    (copy / "pytorch_model.bin").write_bytes(b"not really")
+    with pytest.raises(ModelError, match="safetensors"):
+        Embedder(copy)
+
+
+def test_missing_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        Embedder(tmp_path / "nowhere")
+
+
+def test_cache_never_embeds_the_same_text_twice(tmp_path: Path, embedder, monkeypatch) -> None:
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    encoded: list[str] = []
+    original = embedder._encode
+
+    def counting(texts: list[str]) -> np.ndarray:
+        encoded.extend(texts)
+        return original(texts)
+
+    monkeypatch.setattr(embedder, "_encode", counting)
+    progress: list[tuple[int, int]] = []
+    first = embedder.embed(["alpha text", "beta text", "alpha text"], cache=cache,
+                           progress=lambda d, t: progress.append((d, t)))
+    assert sorted(encoded) == ["alpha text", "beta text"]
+    assert progress[-1] == (3, 3)
+    encoded.clear()
+    second = embedder.embed(["beta text", "alpha text", "gamma text"], cache=cache)
+    assert encoded == ["gamma text"]
+    assert np.allclose(second[1], first[0]) and np.allclose(second[0], first[1])
+    assert cache.count(embedder.fingerprint) == 3
+    cache.close()
+
+
+def test_cache_ignores_rows_of_the_wrong_size(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    cache.put_many("fp", {"key": np.ones(3, dtype=np.float32)})
+    assert cache.get_many("fp", ["key"], dim=384) == {}
+    assert set(cache.get_many("fp", ["key"], dim=3)) == {"key"}
+    cache.close()
