@@ -12,6 +12,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from .chunking import ChunkingConfig
@@ -33,7 +34,9 @@ def _progress_bars() -> Callable[[str, int, int], None]:
         if bar is None:
             for other in bars.values():
                 other.close()
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="", file=sys.stderr, leave=False)
+            bar = bars[stage] = tqdm(
+                total=total, desc=stage, unit="", file=sys.stderr, leave=False, disable=None
+            )
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -61,11 +64,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         text=args.text_field,
         title=args.title_field,
         id=args.id_field,
-        metadata=tuple(f for f in args.metadata_fields.split(",") if f) if args.metadata_fields is not None else None,
+        metadata=tuple(f for f in args.metadata_fields.split(",") if f)
+        if args.metadata_fields is not None
+        else None,
         delimiter=args.delimiter,
     )
     options = BuildOptions(
-        chunking=ChunkingConfig(method=args.chunking, size=args.chunk_size, overlap=args.chunk_overlap),
+        chunking=ChunkingConfig(
+            method=args.chunking, size=args.chunk_size, overlap=args.chunk_overlap
+        ),
         index_kind=args.index,
         index_params=_parse_index_params(args.index_param),
         model=args.model,
@@ -139,15 +146,19 @@ def _print_response(response: SearchResponse) -> None:
     if not response.hits:
         print(
             f"no results for {response.query!r} in {response.mode} mode"
-            + (f" ({response.below_threshold} candidates were below the similarity threshold)"
-               if response.below_threshold else "")
+            + (
+                f" ({response.below_threshold} candidates were below the similarity threshold)"
+                if response.below_threshold
+                else ""
+            )
         )
     for hit in response.hits:
         parts = [f"#{hit.rank}  score {hit.score:.4f}  doc {hit.doc_id}  chunk {hit.chunk_id}"]
         if hit.similarity is not None:
             parts.append(f"cosine {hit.similarity:.3f}")
         ranks = [
-            f"{name} rank {r.rank}" for name, r in (("vector", hit.vector), ("bm25", hit.bm25))
+            f"{name} rank {r.rank}"
+            for name, r in (("vector", hit.vector), ("bm25", hit.bm25))
             if r.rank is not None
         ]
         print("  ".join(parts + ranks))
@@ -197,7 +208,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"model        {model['name']}  ({model['dim']}-d, max {model['max_seq_length']} tokens)",
         f"fingerprint  {model['fingerprint']}",
         f"index        {index['kind']} {json.dumps(index.get('params', {}), sort_keys=True)}",
-        f"bm25         {manifest['bm25']['engine']} k1={manifest['bm25']['k1']} b={manifest['bm25']['b']}",
+        "bm25         {engine} k1={k1} b={b}".format(**manifest["bm25"]),
     ]
     if index.get("fallback_reason"):
         lines.append(f"note         {index['fallback_reason']}")
@@ -214,8 +225,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .collection import open_collection
     from .evaluation import evaluate_collection, load_qrels, load_queries
     from .search import SearchParams
@@ -224,14 +233,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     query_set = load_queries(args.queries)
     qrels = load_qrels(args.qrels)
     modes = list(SEARCH_MODES) if args.mode == "all" else [args.mode]
+    bars = _progress_bars()
     results = {}
     for mode in modes:
         params = SearchParams(mode=mode, **_search_options(args))
-        with tqdm(total=len(query_set.queries), desc=f"eval {mode}", file=sys.stderr, leave=False) as bar:
-            report = evaluate_collection(
-                collection, query_set, qrels, params,
-                progress=lambda done, total, bar=bar: bar.update(done - bar.n),
-            )
+        report = evaluate_collection(
+            collection, query_set, qrels, params, progress=partial(bars, f"eval {mode}")
+        )
         results[mode] = report
     if args.json:
         payload = {
@@ -247,11 +255,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     for mode, report in results.items():
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items())
-        print(f"{mode:7} {metrics}  ({report.queries} judged queries, {len(report.empty)} with no result)")
+        print(
+            f"{mode:7} {metrics}  "
+            f"({report.queries} judged queries, {len(report.empty)} with no result)"
+        )
         if args.by_tag:
             for tag, row in report.by_tag.items():
                 values = "  ".join(
-                    f"{name} {value:.4f}" for name, value in row.items() if name not in {"queries", "empty_share"}
+                    f"{name} {value:.4f}"
+                    for name, value in row.items()
+                    if name not in {"queries", "empty_share"}
                 )
                 print(
                     f"    {tag:14} {values}  ({int(row['queries'])} queries, "
@@ -269,7 +282,11 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(asdict(report))
     else:
-        verdict = "no drift" if report.passed else "DRIFT: the model now installed gives different vectors"
+        verdict = (
+            "no drift"
+            if report.passed
+            else "DRIFT: the model now installed gives different vectors"
+        )
         print(
             f"{verdict}: mean cosine {report.mean_cosine:.5f} (min {report.min_cosine:.5f}, "
             f"bar {report.threshold}) over {report.probes} probes"
@@ -287,18 +304,30 @@ def _print_json(value: Any) -> None:
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                        help="minimum cosine similarity of a result (vector and hybrid modes)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="minimum cosine similarity of a result (vector and hybrid modes)",
+    )
     parser.add_argument("--rrf-k", type=float, default=DEFAULT_RRF_K, help="RRF constant (hybrid)")
-    parser.add_argument("--vector-weight", type=float, default=1.0, help="weight of the vector ranking")
+    parser.add_argument(
+        "--vector-weight", type=float, default=1.0, help="weight of the vector ranking"
+    )
     parser.add_argument("--bm25-weight", type=float, default=1.0, help="weight of the BM25 ranking")
-    parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
-                        help="candidates from each retriever")
+    parser.add_argument(
+        "--candidates", type=int, default=DEFAULT_CANDIDATES, help="candidates from each retriever"
+    )
     parser.add_argument("--nprobe", type=int, default=None, help="IVF lists to probe (ivf, ivfpq)")
     parser.add_argument("--ef-search", type=int, default=None, help="HNSW search breadth")
     parser.add_argument("--bm25-engine", default="bm25s", choices=("bm25s", "okapi-reference"))
-    parser.add_argument("--filter", action="append", default=[], metavar="EXPR",
-                        help="metadata filter: field=value, field>=N, field<N ... (repeatable)")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="metadata filter: field=value, field>=N, field<N ... (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,24 +336,38 @@ def build_parser() -> argparse.ArgumentParser:
         prog="search-explorer",
         description="Index a corpus and search it in vector, BM25 or hybrid mode.",
     )
-    parser.add_argument("--home", default=None,
-                        help="collections folder (default: $SEARCH_EXPLORER_HOME or ./collections)")
+    parser.add_argument(
+        "--home",
+        default=None,
+        help="collections folder (default: $SEARCH_EXPLORER_HOME or ./collections)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="read, chunk, embed and index a source into a collection")
-    p.add_argument("source", help="a file (.csv .tsv .jsonl .txt .md .pdf), a folder, a .zip or a BEIR folder")
+    p.add_argument(
+        "source", help="a file (.csv .tsv .jsonl .txt .md .pdf), a folder, a .zip or a BEIR folder"
+    )
     p.add_argument("--name", required=True, help="collection name")
     p.add_argument("--chunk-size", type=int, default=ChunkingConfig.size, help="tokens per chunk")
-    p.add_argument("--chunk-overlap", type=int, default=ChunkingConfig.overlap, help="tokens of overlap")
+    p.add_argument(
+        "--chunk-overlap", type=int, default=ChunkingConfig.overlap, help="tokens of overlap"
+    )
     p.add_argument("--chunking", choices=("tokens", "paragraphs"), default="tokens")
     p.add_argument("--index", choices=INDEX_KIND_CHOICES, default="flat", help="vector index kind")
-    p.add_argument("--index-param", action="append", default=[], metavar="NAME=N",
-                   help="index parameter, e.g. nlist=256, nprobe=16, M=32, m=48, nbits=8")
+    p.add_argument(
+        "--index-param",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="index parameter, e.g. nlist=256, nprobe=16, M=32, m=48, nbits=8",
+    )
     p.add_argument("--model", default=None, help="a local sentence-transformers model folder")
     p.add_argument("--text-field", default=None)
     p.add_argument("--title-field", default=None)
     p.add_argument("--id-field", default=None)
-    p.add_argument("--metadata-fields", default=None, help="comma-separated; default: all other fields")
+    p.add_argument(
+        "--metadata-fields", default=None, help="comma-separated; default: all other fields"
+    )
     p.add_argument("--delimiter", default=None, help="CSV delimiter (default from the extension)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
@@ -362,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("drift-check", help="compare the installed model with the one used at build time")
+    p = sub.add_parser(
+        "drift-check", help="compare the installed model with the one used at build time"
+    )
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift_check)

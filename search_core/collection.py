@@ -42,7 +42,7 @@ from .embedding import Embedder, EmbeddingCache, model_fingerprint, resolve_mode
 from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
 from .ingest import FieldMap, IngestReport, read_source
 from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
-from .settings import DEFAULT_INDEX_KIND, collections_home
+from .settings import DEFAULT_INDEX_KIND, cache_folder, collections_home
 from .storage import (
     atomic_write,
     fsync_dir,
@@ -60,7 +60,6 @@ from .vector_index import VectorIndex, build_vector_index
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
-CACHE_FOLDER = ".cache"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 BuildProgress = Callable[[str, int, int], None]
@@ -233,7 +232,7 @@ def collection_folder(name: str, home: str | Path | None = None) -> Path:
 
 def embedding_cache(home: str | Path | None = None) -> EmbeddingCache:
     """The shared on-disk embedding cache of a collections home."""
-    return EmbeddingCache(collections_home(home) / CACHE_FOLDER / "embeddings.sqlite")
+    return EmbeddingCache(cache_folder(home) / "embeddings.sqlite")
 
 
 # --------------------------------------------------------------------------- build
@@ -306,9 +305,11 @@ def build_collection(
     seconds["chunk"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
+    probe_texts = _probe_texts(texts)
     cache = embedding_cache(home)
     try:
         embeddings = embedder.embed(texts, cache=cache, progress=lambda d, t: report("embed", d, t))
+        probe_vectors = embedder.embed(probe_texts, cache=cache)
     finally:
         cache.close()
     seconds["embed"] = time.perf_counter() - tick
@@ -322,9 +323,6 @@ def build_collection(
         raise TypeError("the stored BM25 engine must be bm25s")
     report("index", 2, 2)
     seconds["index"] = time.perf_counter() - tick
-
-    probe_texts = _probe_texts(texts)
-    probe_vectors = embedder.embed(probe_texts)
 
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -353,7 +351,9 @@ def build_collection(
             "pages_without_text": len(ingest.pages_without_text),
         },
         # titles are cut to what fits in a chunk; only the few that were cut are recorded
-        "index_titles": {d.doc_id: titles[d.doc_id] for d in documents if titles[d.doc_id] != d.title},
+        "index_titles": {
+            d.doc_id: titles[d.doc_id] for d in documents if titles[d.doc_id] != d.title
+        },
         "build_seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
     files: dict[str, bytes] = {
@@ -439,7 +439,9 @@ def _documents_bytes(documents: Sequence[Document]) -> bytes:
             "text": [d.text for d in documents],
             "source": [d.source for d in documents],
             "metadata": [json.dumps(dict(d.metadata), ensure_ascii=False) for d in documents],
-            "pages": [json.dumps([[p.page, p.char_start, p.char_end] for p in d.pages]) for d in documents],
+            "pages": [
+                json.dumps([[p.page, p.char_start, p.char_end] for p in d.pages]) for d in documents
+            ],
         }
     )
     return _parquet_bytes(table)
@@ -485,8 +487,13 @@ def _documents_from(data: bytes, name: str) -> list[Document]:
             pages=tuple(PageSpan(*p) for p in json.loads(pages)),
         )
         for doc_id, title, text, source, metadata, pages in zip(
-            table["doc_id"], table["title"], table["text"], table["source"],
-            table["metadata"], table["pages"], strict=True,
+            table["doc_id"],
+            table["title"],
+            table["text"],
+            table["source"],
+            table["metadata"],
+            table["pages"],
+            strict=True,
         )
     ]
 
@@ -495,12 +502,23 @@ def _chunks_from(data: bytes, name: str) -> list[Chunk]:
     table = _read_parquet(data, name)
     return [
         Chunk(
-            chunk_id=chunk_id, doc_id=doc_id, position=position, char_start=start,
-            char_end=end, text=text, pages=tuple(pages or ()),
+            chunk_id=chunk_id,
+            doc_id=doc_id,
+            position=position,
+            char_start=start,
+            char_end=end,
+            text=text,
+            pages=tuple(pages or ()),
         )
         for chunk_id, doc_id, position, start, end, text, pages in zip(
-            table["chunk_id"], table["doc_id"], table["position"], table["char_start"],
-            table["char_end"], table["text"], table["pages"], strict=True,
+            table["chunk_id"],
+            table["doc_id"],
+            table["position"],
+            table["char_start"],
+            table["char_end"],
+            table["text"],
+            table["pages"],
+            strict=True,
         )
     ]
 
@@ -523,7 +541,8 @@ def read_manifest(name: str, home: str | Path | None = None) -> tuple[Path, dict
     if not pointer_path.is_file():
         available = [info.name for info in list_collections(home)]
         raise CollectionError(
-            f"no collection named {name!r}" + (f"; available: {', '.join(available)}" if available else "")
+            f"no collection named {name!r}"
+            + (f"; available: {', '.join(available)}" if available else "")
         )
     pointer = json_load(pointer_path.read_bytes(), str(pointer_path))
     if not isinstance(pointer, dict) or not _NAME.match(str(pointer.get("version", ""))):
@@ -583,7 +602,9 @@ def _load(
         current = (
             embedder.fingerprint
             if embedder is not None
-            else model_fingerprint(resolve_model(manifest["model"]["name"])[1], manifest["model"]["backend"])
+            else model_fingerprint(
+                resolve_model(manifest["model"]["name"])[1], manifest["model"]["backend"]
+            )
         )
         if current != stored:
             raise FingerprintMismatchError(name, stored, current)
@@ -607,14 +628,17 @@ def _load(
     }
     if len(set(sizes.values())) != 1 or sizes["chunks"] != manifest["counts"]["chunks"]:
         raise IntegrityError(f"{folder}: inconsistent sizes {sizes}")
-    return Collection(name, folder, manifest, documents, chunks, embeddings, vector_index, lexical, embedder)
+    return Collection(
+        name, folder, manifest, documents, chunks, embeddings, vector_index, lexical, embedder
+    )
 
 
 def load_probes(collection: Collection) -> tuple[list[str], np.ndarray]:
     """The probe texts and the vectors stored for them at build time (checksums verified)."""
     files = collection.manifest["files"]
     texts = json_load(
-        read_verified(collection.folder / "probes.json", files["probes.json"]["sha256"]), "probes.json"
+        read_verified(collection.folder / "probes.json", files["probes.json"]["sha256"]),
+        "probes.json",
     )
     vectors = npy_load(
         read_verified(collection.folder / "probes.npy", files["probes.npy"]["sha256"]), "probes.npy"

@@ -402,7 +402,18 @@ def _load_sentence_transformer(path: Path) -> Any:
         raise ModelError(f"cannot load the model in {path}: {exc}") from exc
 
 
-@cache
-def shared_embedder(model: str | None = None, backend: str = "torch") -> Embedder:
-    """One Embedder per model and backend per process (models are large)."""
-    return Embedder(model, backend=backend)
+_SHARED: dict[tuple[str, str, str], Embedder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_embedder(model: str | Path | None = None, backend: str = "torch") -> Embedder:
+    """One Embedder per model folder, backend and fingerprint in the process (models are large).
+
+    Keyed by fingerprint too, so a model folder whose files changed gets a fresh Embedder.
+    """
+    _, path = resolve_model(model)
+    key = (str(path.resolve()), backend, model_fingerprint(path, backend))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = Embedder(model, backend=backend)
+        return _SHARED[key]

@@ -115,7 +115,9 @@ def load_qrels(path: str | Path) -> Qrels:
         elif len(parts) == 4:
             qid, _, doc, grade = parts
         else:
-            raise InputError(path, "expected 'query doc grade' (BEIR) or 'query iter doc grade' (TREC)", number)
+            raise InputError(
+                path, "expected 'query doc grade' (BEIR) or 'query iter doc grade' (TREC)", number
+            )
         try:
             value = int(float(grade))
         except ValueError:
@@ -186,7 +188,9 @@ def evaluate_run(
         ranx_run = RanxRun.from_dict({q: run[q] or {} for q in judged})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scores = evaluate(ranx_qrels, ranx_run, list(metrics), make_comparable=True, return_mean=False)
+            scores = evaluate(
+                ranx_qrels, ranx_run, list(metrics), make_comparable=True, return_mean=False
+            )
         if len(metrics) == 1:
             scores = {metrics[0]: scores}
         order = list(ranx_qrels.keys())
@@ -199,7 +203,11 @@ def evaluate_run(
     for tag in sorted(set((tags or {}).values())):
         members = [q for q, t in (tags or {}).items() if t == tag and q in run]
         scored = [q for q in members if q in per_query]
-        row = {m: float(np.mean([per_query[q][m] for q in scored])) for m in metrics} if scored else {}
+        row = (
+            {m: float(np.mean([per_query[q][m] for q in scored])) for m in metrics}
+            if scored
+            else {}
+        )
         row["queries"] = float(len(members))
         row["empty_share"] = float(np.mean([not run[q] for q in members])) if members else 0.0
         by_tag[tag] = row

@@ -46,7 +46,8 @@ def validate_filters(filters: Filters) -> None:
             for op, bound in condition.items():
                 if op not in RANGE_OPERATORS:
                     raise ValueError(
-                        f"filter on {field!r}: unknown operator {op!r}; valid: {sorted(RANGE_OPERATORS)}"
+                        f"filter on {field!r}: unknown operator {op!r}; "
+                        f"valid: {sorted(RANGE_OPERATORS)}"
                     )
                 if not _is_number(bound):
                     raise ValueError(f"filter on {field!r}: bound of {op!r} must be a number")
@@ -91,7 +92,9 @@ def chunk_mask(
     if not filters:
         return None
     validate_filters(filters)
-    doc_ok = np.fromiter((matches(m, filters) for m in doc_metadata), dtype=bool, count=len(doc_metadata))
+    doc_ok = np.fromiter(
+        (matches(m, filters) for m in doc_metadata), dtype=bool, count=len(doc_metadata)
+    )
     return doc_ok[chunk_doc_index]
 
 
@@ -113,7 +116,9 @@ def parse_filter_expression(expression: str) -> tuple[str, Any]:
     if "=" in expression:
         field, raw = expression.split("=", 1)
         return field.strip(), _json_scalar(raw.strip())
-    raise ValueError(f"filter {expression!r}: expected field=value, field>=N, field<=N, field>N or field<N")
+    raise ValueError(
+        f"filter {expression!r}: expected field=value, field>=N, field<=N, field>N or field<N"
+    )
 
 
 def _json_scalar(raw: str) -> MetadataValue:

@@ -82,7 +82,9 @@ class SearchParams:
         if self.bm25_engine not in ENGINES:
             raise ValueError(f"unknown BM25 engine {self.bm25_engine!r}; valid: {sorted(ENGINES)}")
         if self.fusion not in FUSION_METHODS:
-            raise ValueError(f"unknown fusion method {self.fusion!r}; valid: {sorted(FUSION_METHODS)}")
+            raise ValueError(
+                f"unknown fusion method {self.fusion!r}; valid: {sorted(FUSION_METHODS)}"
+            )
         for name in ("nprobe", "ef_search"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -244,7 +246,9 @@ def _search_at_depth(
         query=query,
         mode=params.mode,
         hits=hits,
-        timings=Timings(embed_ms=embed_ms, vector_ms=vector_ms, bm25_ms=bm25_ms, fusion_ms=fusion_ms),
+        timings=Timings(
+            embed_ms=embed_ms, vector_ms=vector_ms, bm25_ms=bm25_ms, fusion_ms=fusion_ms
+        ),
         candidates=candidates,
         below_threshold=below,
         candidate_similarities=tuple(similarity.values()),
@@ -252,7 +256,9 @@ def _search_at_depth(
 
 
 def _rank_table(ids: np.ndarray, scores: np.ndarray) -> dict[int, tuple[int, float]]:
-    return {int(i): (rank, float(s)) for rank, (i, s) in enumerate(zip(ids, scores, strict=True), 1)}
+    return {
+        int(i): (rank, float(s)) for rank, (i, s) in enumerate(zip(ids, scores, strict=True), 1)
+    }
 
 
 def _hit(

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 HOME_ENV = "SEARCH_EXPLORER_HOME"
+CACHE_ENV = "SEARCH_EXPLORER_CACHE"
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_CHUNK_OVERLAP = 32
@@ -35,3 +36,9 @@ def collections_home(home: str | Path | None = None) -> Path:
         return Path(home)
     env = os.environ.get(HOME_ENV)
     return Path(env) if env else Path.cwd() / "collections"
+
+
+def cache_folder(home: str | Path | None = None) -> Path:
+    """Folder of the embedding cache: ``$SEARCH_EXPLORER_CACHE``, else ``.cache`` in the home."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else collections_home(home) / ".cache"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One embedding cache for the whole session: tests that build the same texts embed them once.
+os.environ.setdefault("SEARCH_EXPLORER_CACHE", tempfile.mkdtemp(prefix="search-explorer-cache-"))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -35,3 +38,25 @@ def shared_dataset(name: str) -> Path:
     if not (folder / "corpus.jsonl").is_file():
         pytest.skip(f"{folder} is not available")
     return folder
+
+
+@pytest.fixture(scope="session")
+def shared_collection(tmp_path_factory, embedder):
+    """Build a shared judged collection once per session with the default settings.
+
+    Returns a function ``name -> (collection, folder)``; skips when the data is absent.
+    """
+    from search_core.collection import BuildOptions, build_collection
+
+    home = tmp_path_factory.mktemp("shared-collections")
+    built: dict = {}
+
+    def get(name: str):
+        folder = shared_dataset(name)
+        if name not in built:
+            built[name] = build_collection(
+                name, folder, BuildOptions(), home=home, embedder=embedder
+            )
+        return built[name], folder
+
+    return get

@@ -99,8 +99,11 @@ def test_cache_never_embeds_the_same_text_twice(tmp_path: Path, embedder, monkey
 
     monkeypatch.setattr(embedder, "_encode", counting)
     progress: list[tuple[int, int]] = []
-    first = embedder.embed(["alpha text", "beta text", "alpha text"], cache=cache,
-                           progress=lambda d, t: progress.append((d, t)))
+    first = embedder.embed(
+        ["alpha text", "beta text", "alpha text"],
+        cache=cache,
+        progress=lambda d, t: progress.append((d, t)),
+    )
     assert sorted(encoded) == ["alpha text", "beta text"]
     assert progress[-1] == (3, 3)
     encoded.clear()

@@ -36,7 +36,9 @@ def test_chunk_mask_follows_documents() -> None:
     assert chunk_mask(None, DOCS, np.array([0])) is None
 
 
-@pytest.mark.parametrize("bad", [{"severity": {"between": 1}}, {"severity": {"gte": "high"}}, {"x": []}])
+@pytest.mark.parametrize(
+    "bad", [{"severity": {"between": 1}}, {"severity": {"gte": "high"}}, {"x": []}]
+)
 def test_invalid_filters_raise(bad: dict) -> None:
     with pytest.raises(ValueError):
         chunk_mask(bad, DOCS, np.array([0]))

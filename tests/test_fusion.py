@@ -15,7 +15,9 @@ def test_rrf_matches_hand_computation() -> None:
 
 
 def test_rrf_weights_and_order() -> None:
-    fused = reciprocal_rank_fusion({"vector": [1, 2], "bm25": [2, 1]}, {"vector": 2.0, "bm25": 1.0}, k=10)
+    fused = reciprocal_rank_fusion(
+        {"vector": [1, 2], "bm25": [2, 1]}, {"vector": 2.0, "bm25": 1.0}, k=10
+    )
     assert [item for item, _ in fused] == [1, 2]
     assert fused[0][1] == pytest.approx(2 / 11 + 1 / 12)
     assert fused[1][1] == pytest.approx(2 / 12 + 1 / 11)

@@ -67,9 +67,7 @@ def test_hits_carry_ranks_scores_and_timings(topics) -> None:
     for hit in response.hits:
         assert hit.similarity is not None
         assert hit.vector.rank is not None or hit.bm25.rank is not None
-        expected = sum(
-            1 / (60 + r.rank) for r in (hit.vector, hit.bm25) if r.rank is not None
-        )
+        expected = sum(1 / (60 + r.rank) for r in (hit.vector, hit.bm25) if r.rank is not None)
         assert hit.score == pytest.approx(expected)
     timings = response.timings
     assert timings.embed_ms > 0 and timings.vector_ms > 0 and timings.bm25_ms > 0
@@ -82,20 +80,28 @@ def test_vector_scores_are_cosines(topics, embedder) -> None:
         cosine = float(topics.embeddings[hit.chunk_id] @ query)
         assert hit.score == pytest.approx(cosine, abs=1e-5)
         assert hit.similarity == pytest.approx(cosine, abs=1e-5)
-    assert [h.score for h in response.hits] == sorted((h.score for h in response.hits), reverse=True)
+    assert [h.score for h in response.hits] == sorted(
+        (h.score for h in response.hits), reverse=True
+    )
 
 
 def test_threshold_drops_weak_results_and_can_empty_the_answer(topics) -> None:
-    everything = search(topics, "sourdough bread recipe with rye flour", mode="vector", k=12, threshold=-1)
+    everything = search(
+        topics, "sourdough bread recipe with rye flour", mode="vector", k=12, threshold=-1
+    )
     assert len(everything.hits) == 12
     best = everything.hits[0].similarity
     assert best is not None
-    cut = search(topics, "sourdough bread recipe with rye flour", mode="vector", k=12, threshold=best + 0.01)
+    cut = search(
+        topics, "sourdough bread recipe with rye flour", mode="vector", k=12, threshold=best + 0.01
+    )
     assert cut.hits == ()
     assert cut.below_threshold == 12
     default = search(topics, "sourdough bread recipe with rye flour", mode="vector", k=12)
     assert len(default.hits) == sum(h.similarity >= 0.0 for h in everything.hits)
-    hybrid = search(topics, "sourdough bread recipe with rye flour", mode="hybrid", k=12, threshold=best + 0.01)
+    hybrid = search(
+        topics, "sourdough bread recipe with rye flour", mode="hybrid", k=12, threshold=best + 0.01
+    )
     assert hybrid.hits == ()
     some = search(topics, "engine warning light", mode="hybrid", k=12, threshold=0.3)
     assert 0 < len(some.hits) < 12
@@ -111,12 +117,20 @@ def test_bm25_mode_ignores_the_threshold_and_skips_the_model(topics) -> None:
 
 @pytest.mark.parametrize("mode", ["vector", "bm25", "hybrid"])
 def test_filters_apply_inside_the_search(topics, mode: str) -> None:
-    response = search(topics, "brake pads", mode=mode, k=3, threshold=-1, filters={"domain": "security"})
+    response = search(
+        topics, "brake pads", mode=mode, k=3, threshold=-1, filters={"domain": "security"}
+    )
     assert all(h.metadata["domain"] == "security" for h in response.hits)
     if mode != "bm25":  # BM25 only returns documents sharing a term with the query
         assert len(response.hits) == 3
     ranged = search(topics, "payment", mode=mode, k=10, filters={"score": {"gte": 40}})
-    assert {h.doc_id for h in ranged.hits} <= {"security-3", "security-4", "security-5", "commerce-9", "commerce-10"}
+    assert {h.doc_id for h in ranged.hits} <= {
+        "security-3",
+        "security-4",
+        "security-5",
+        "commerce-9",
+        "commerce-10",
+    }
     none = search(topics, "payment", mode=mode, filters={"domain": "poetry"})
     assert none.hits == ()
 
@@ -125,8 +139,11 @@ def test_collapse_gives_one_hit_per_document(tmp_path: Path, embedder) -> None:
     long_doc = Document("long", " ".join(f"Brake pads wear out, section {i}." for i in range(200)))
     other = Document("other", "Refund policy for online orders.")
     collection = build_collection(
-        "collapse", _report([long_doc, other]),
-        BuildOptions(chunking=ChunkingConfig(size=32, overlap=0)), home=tmp_path, embedder=embedder,
+        "collapse",
+        _report([long_doc, other]),
+        BuildOptions(chunking=ChunkingConfig(size=32, overlap=0)),
+        home=tmp_path,
+        embedder=embedder,
     )
     assert len(collection.chunks) > 10
     chunks = search(collection, "brake pads", mode="vector", k=5)
@@ -184,9 +201,15 @@ def test_every_index_kind_answers(tmp_path: Path, embedder) -> None:
     docs = [Document(f"d{i}", f"{text} (note {i})") for i, (_, text, _) in enumerate(TOPICS * 20)]
     for kind in ("flat", "ivf", "hnsw", "ivfpq"):
         collection = build_collection(
-            f"kind-{kind}", _report(docs), BuildOptions(index_kind=kind), home=tmp_path, embedder=embedder
+            f"kind-{kind}",
+            _report(docs),
+            BuildOptions(index_kind=kind),
+            home=tmp_path,
+            embedder=embedder,
         )
-        response = search(collection, "grinding brakes", mode="vector", k=10, nprobe=4, ef_search=32)
+        response = search(
+            collection, "grinding brakes", mode="vector", k=10, nprobe=4, ef_search=32
+        )
         assert len(response.hits) == 10
         assert all(h.chunk_id >= 0 for h in response.hits)
         sims = collection.embeddings @ embedder.embed_query("grinding brakes")

@@ -1,0 +1,611 @@
+"""Lexical (BM25) retrieval: the tokenizer, the index engines and their registry.
+
+Two engines share one interface, :class:`LexicalIndex`:
+
+* ``"bm25s"`` (:class:`Bm25sIndex`, the default): ``bm25s.BM25`` with the Lucene variant,
+  indexed on the output of :func:`tokenize`, scored from its sparse term-document matrix and
+  persisted as plain ``.npy`` and JSON files (no pickle).
+* ``"okapi-reference"`` (:class:`OkapiReferenceIndex`): ``rank_bm25.BM25Okapi`` over
+  whitespace tokens, the plain textbook recipe, kept so users can compare against it.
+
+References:
+    S. Robertson and H. Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond",
+    Foundations and Trends in Information Retrieval 3(4), 2009.
+    Apache Lucene, ``org.apache.lucene.search.similarities.BM25Similarity``.
+    C. Kamphuis, A. de Vries, L. Boytsov and J. Lin, "Which BM25 Do You Mean? A Large-Scale
+    Reproducibility Study of Scoring Variants", ECIR 2020.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain, islice
+from typing import Any, ClassVar
+
+import bm25s
+import numpy as np
+import rank_bm25
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+__all__ = [
+    "ENGINES",
+    "Bm25sIndex",
+    "LexicalIndex",
+    "OkapiReferenceIndex",
+    "build_lexical_index",
+    "tokenize",
+    "tokenize_many",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer
+# ---------------------------------------------------------------------------------------------
+
+STOPWORDS: frozenset[str] = frozenset(STOPWORDS_EN)
+"""English stopwords dropped by :func:`tokenize` (bm25s's list)."""
+
+JOINERS = "-_./:#"
+"""Punctuation that joins word parts into one identifier (``ORD-58213``, ``v2.3.1``)."""
+
+# A word part is letters and digits (``_`` is a joiner, not part of a word); an apostrophe
+# inside a word is matched so that it can be dropped ("don't" -> "dont") instead of splitting.
+_PART = r"[^\W_]+(?:['’][^\W_]+)*"
+# A joiner only counts when a word part follows it, so "ends." stays the single word "ends".
+_TOKEN_RE = re.compile(rf"{_PART}(?:[{re.escape(JOINERS)}]+{_PART})*")
+_JOINER_RE = re.compile(rf"[{re.escape(JOINERS)}]+")
+_APOSTROPHES = str.maketrans("", "", "'’")
+
+_STEMMER = Stemmer.Stemmer("english")
+_BATCH_SIZE = 10_000
+
+
+def tokenize(text: str) -> list[str]:
+    """Split a text into the terms BM25 indexes and searches.
+
+    The text is lower-cased and split on anything that is not a letter or digit (unicode
+    letters and numbers are kept). English stopwords are dropped and alphabetic words are
+    stemmed (Snowball English). An identifier, that is word parts joined by internal
+    ``-``, ``_``, ``.``, ``/``, ``:`` or ``#`` (``CVE-2024-1234``, ``v2.3.1``,
+    ``SKU_BT_4471``), is emitted whole (lower-cased, not stemmed) followed by its parts,
+    each treated as a word, so a document matches both the identifier and its pieces.
+
+    Args:
+        text: the text to tokenize.
+
+    Returns:
+        The terms in text order, e.g. ``"Order ID: 12345,"`` gives
+        ``["order", "id", "12345"]`` and ``"CVE-2024-1234"`` gives
+        ``["cve-2024-1234", "cve", "2024", "1234"]``.
+    """
+    return tokenize_many([text])[0]
+
+
+def tokenize_many(texts: Iterable[str]) -> list[list[str]]:
+    """Tokenize many texts as :func:`tokenize` does, stemming each distinct word once.
+
+    Args:
+        texts: the texts to tokenize.
+
+    Returns:
+        One list of terms per text, in the order given.
+    """
+    terms_of: dict[str, list[str]] = {}
+    result: list[list[str]] = []
+    remaining = iter(texts)
+    # Batches bound the memory held by raw regex matches; terms_of carries over between them.
+    while batch := list(islice(remaining, _BATCH_SIZE)):
+        doc_matches = [_TOKEN_RE.findall(text.lower()) for text in batch]
+        terms_of.update(_terms_of_matches(set().union(*doc_matches).difference(terms_of)))
+        result.extend([term for m in matches for term in terms_of[m]] for matches in doc_matches)
+    return result
+
+
+def _terms_of_matches(matches: Iterable[str]) -> dict[str, list[str]]:
+    """Map each distinct regex match to its terms, stemming all their words in one call."""
+    tokens = {
+        match: match if match.isalnum() else match.translate(_APOSTROPHES) for match in matches
+    }
+    words_of = {
+        match: [token] if token.isalnum() else _JOINER_RE.split(token)
+        for match, token in tokens.items()
+    }
+    # Stopwords map to "", alphabetic words to their stem, numbers and the like to themselves.
+    normal = {
+        word: "" if word in STOPWORDS else word for word in chain.from_iterable(words_of.values())
+    }
+    alphabetic = [word for word, term in normal.items() if term and word.isalpha()]
+    normal.update(zip(alphabetic, _STEMMER.stemWords(alphabetic), strict=True))
+    terms_of: dict[str, list[str]] = {}
+    for match, words in words_of.items():
+        terms = [normal[word] for word in words if normal[word]]
+        # An identifier is also kept whole, unstemmed, before its parts.
+        terms_of[match] = [tokens[match], *terms] if len(words) > 1 else terms
+    return terms_of
+
+
+# ---------------------------------------------------------------------------------------------
+# Index interface
+# ---------------------------------------------------------------------------------------------
+
+
+class LexicalIndex(ABC):
+    """A BM25 index over a fixed list of documents, identified by position (0..size-1).
+
+    Attributes:
+        engine: the registry name of the engine (a key of :data:`ENGINES`).
+        size: the number of documents.
+        params: the scoring parameters (``k1``, ``b`` and engine-specific ones).
+    """
+
+    engine: ClassVar[str]
+    size: int
+
+    @classmethod
+    @abstractmethod
+    def build(cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> LexicalIndex:
+        """Index the texts.
+
+        Args:
+            texts: the documents; document ``i`` gets id ``i``.
+            k1: BM25 term-frequency saturation.
+            b: BM25 document-length normalization.
+
+        Returns:
+            The index.
+        """
+
+    @property
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The scoring parameters, as a new dict."""
+
+    @abstractmethod
+    def scores(self, query: str) -> np.ndarray:
+        """Score every document against the query.
+
+        Args:
+            query: the query text, tokenized the way the engine tokenizes documents.
+
+        Returns:
+            A float32 array of length ``size``; 0 for documents no query term matches.
+        """
+
+    def top_k(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the best k documents for the query.
+
+        Only documents with a score above 0 are returned, best first, ties broken by the lower
+        id. The ``allowed`` mask filters inside the search, so k results come back whenever at
+        least k allowed documents match.
+
+        Args:
+            query: the query text.
+            k: the maximum number of results (0 gives none).
+            allowed: a bool array of length ``size``; only ``True`` documents compete.
+
+        Returns:
+            ``(ids, scores)``: int64 document ids and their float32 scores, at most k of each.
+
+        Raises:
+            ValueError: if k is negative or ``allowed`` is not a bool array of length ``size``.
+        """
+        if k < 0:
+            raise ValueError(f"k must be at least 0, got {k}")
+        if allowed is not None and (
+            not isinstance(allowed, np.ndarray)
+            or allowed.dtype != np.bool_
+            or allowed.shape != (self.size,)
+        ):
+            got = (
+                f"{allowed.dtype} array of shape {allowed.shape}"
+                if isinstance(allowed, np.ndarray)
+                else type(allowed).__name__
+            )
+            raise ValueError(f"allowed must be a bool array of shape ({self.size},), got {got}")
+        if k == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores = self.scores(query)
+        matched = scores > 0
+        if allowed is not None:
+            matched &= allowed
+        ids = np.flatnonzero(matched)
+        hit_scores = scores[ids]
+        if len(ids) > k:
+            # Keep everything tied with the k-th best so the tie-break by id is exact.
+            kth = np.partition(hit_scores, len(ids) - k)[len(ids) - k]
+            keep = hit_scores >= kth
+            ids, hit_scores = ids[keep], hit_scores[keep]
+        order = np.lexsort((ids, -hit_scores))[:k]
+        return ids[order].astype(np.int64), hit_scores[order].astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# bm25s engine
+# ---------------------------------------------------------------------------------------------
+
+_FORMAT_VERSION = 1
+_DATA_FILE = "bm25_data.npy"
+_INDICES_FILE = "bm25_indices.npy"
+_INDPTR_FILE = "bm25_indptr.npy"
+_VOCAB_FILE = "bm25_vocab.json"
+_PARAMS_FILE = "bm25_params.json"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+class Bm25sIndex(LexicalIndex):
+    """BM25 (Lucene variant) with ``bm25s`` over :func:`tokenize` terms.
+
+    The score of document d for query q is the sum over query terms t (a repeated query term
+    counts again) of::
+
+        idf(t)    = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+        score(t)  = idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))
+
+    with N the number of documents, df(t) the number containing t, tf the count of t in d,
+    dl the number of terms of d and avgdl the mean over documents. This is bm25s's
+    ``method="lucene"``, as Lucene >= 8 computes it: the classic numerator factor
+    ``(k1 + 1)`` of Robertson & Zaragoza (2009) is left out, which scales every score by
+    ``1 / (k1 + 1)`` and does not change the ranking. The per-term scores are computed once
+    at indexing time and kept as a sparse term-by-document matrix (CSC arrays); a query adds
+    up the columns of its terms. Query terms absent from the vocabulary are ignored.
+
+    Build with :meth:`build` (or :func:`build_lexical_index`); store with :meth:`to_files` and
+    :meth:`from_files`.
+    """
+
+    engine: ClassVar[str] = "bm25s"
+
+    def __init__(
+        self,
+        *,
+        data: np.ndarray,
+        indices: np.ndarray,
+        indptr: np.ndarray,
+        vocabulary: Sequence[str],
+        size: int,
+        k1: float,
+        b: float,
+    ) -> None:
+        """Wrap precomputed matrix arrays; use :meth:`build` or :meth:`from_files` instead.
+
+        Args:
+            data: float32 per-(term, document) BM25 scores, column by column.
+            indices: int document ids of ``data``, column by column.
+            indptr: int64 offsets of each term's column in ``data``, length vocabulary + 1.
+            vocabulary: the terms, in column order.
+            size: the number of documents.
+            k1: BM25 term-frequency saturation used to compute ``data``.
+            b: BM25 length normalization used to compute ``data``.
+
+        Raises:
+            ValueError: if the arrays do not form a valid matrix of that size and vocabulary.
+        """
+        _check_matrix(data, indices, indptr, vocabulary, size)
+        self._data = np.ascontiguousarray(data, dtype=np.float32)
+        self._indices = np.ascontiguousarray(indices, dtype=np.int64)
+        self._indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        self._vocabulary = list(vocabulary)
+        self._term_ids = {term: i for i, term in enumerate(self._vocabulary)}
+        self.size = size
+        self._k1 = float(k1)
+        self._b = float(b)
+
+    @classmethod
+    def build(cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> Bm25sIndex:
+        """Tokenize the texts with :func:`tokenize_many` and index them with ``bm25s.BM25``.
+
+        Args:
+            texts: the documents; document ``i`` gets id ``i``.
+            k1: BM25 term-frequency saturation.
+            b: BM25 document-length normalization.
+
+        Returns:
+            The index.
+        """
+        corpus = tokenize_many(texts)
+        if not any(corpus):
+            # bm25s cannot index an empty vocabulary; no term can ever match anyway.
+            empty = np.zeros(0, dtype=np.float32)
+            return cls(
+                data=empty,
+                indices=np.zeros(0, dtype=np.int64),
+                indptr=np.zeros(1, dtype=np.int64),
+                vocabulary=[],
+                size=len(corpus),
+                k1=k1,
+                b=b,
+            )
+        model = bm25s.BM25(k1=k1, b=b, method="lucene")
+        model.index(corpus, create_empty_token=False, show_progress=False)
+        vocabulary = [""] * len(model.vocab_dict)
+        for term, column in model.vocab_dict.items():
+            vocabulary[column] = term
+        return cls(
+            data=model.scores["data"],
+            indices=model.scores["indices"],
+            indptr=model.scores["indptr"],
+            vocabulary=vocabulary,
+            size=len(corpus),
+            k1=k1,
+            b=b,
+        )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``k1``, ``b`` and ``method`` (always ``"lucene"``)."""
+        return {"k1": self._k1, "b": self._b, "method": "lucene"}
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The indexed terms, in column order."""
+        return list(self._vocabulary)
+
+    def scores(self, query: str) -> np.ndarray:
+        """Score every document; see the class docstring for the formula.
+
+        Args:
+            query: the query text, tokenized with :func:`tokenize`.
+
+        Returns:
+            A float32 array of length ``size``; 0 for documents no query term matches.
+        """
+        scores = np.zeros(self.size, dtype=np.float32)
+        for term in tokenize(query):
+            column = self._term_ids.get(term)
+            if column is not None:
+                start, end = self._indptr[column], self._indptr[column + 1]
+                # A column lists each document once, so a fancy-indexed add is exact.
+                scores[self._indices[start:end]] += self._data[start:end]
+        return scores
+
+    def to_files(self) -> dict[str, bytes]:
+        """Serialize the index as ``.npy`` and JSON files, without pickle.
+
+        Returns:
+            File name to content: ``bm25_data.npy`` (float32), ``bm25_indices.npy`` (int64),
+            ``bm25_indptr.npy`` (int64), ``bm25_vocab.json`` (the terms in column order) and
+            ``bm25_params.json`` (engine, format version, size, k1, b, method).
+        """
+        params = {"engine": self.engine, "format_version": _FORMAT_VERSION, "size": self.size}
+        params.update(self.params)
+        return {
+            _DATA_FILE: _npy_bytes(self._data),
+            _INDICES_FILE: _npy_bytes(self._indices),
+            _INDPTR_FILE: _npy_bytes(self._indptr),
+            _VOCAB_FILE: json.dumps(self._vocabulary, ensure_ascii=False).encode("utf-8"),
+            _PARAMS_FILE: json.dumps(params, indent=2).encode("utf-8"),
+        }
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, bytes]) -> Bm25sIndex:
+        """Rebuild an index from the output of :meth:`to_files`, checking every file.
+
+        Args:
+            files: file name to content, as :meth:`to_files` returned it.
+
+        Returns:
+            The index; it scores exactly as the one that was saved.
+
+        Raises:
+            ValueError: if a file is missing, unreadable, or inconsistent with the others.
+        """
+        names = (_DATA_FILE, _INDICES_FILE, _INDPTR_FILE, _VOCAB_FILE, _PARAMS_FILE)
+        missing = [name for name in names if name not in files]
+        if missing:
+            raise ValueError(f"BM25 index files missing: {', '.join(missing)}")
+        params = _read_json(_PARAMS_FILE, files[_PARAMS_FILE])
+        if not isinstance(params, dict):
+            raise ValueError(f"{_PARAMS_FILE}: expected a JSON object")
+        if params.get("engine") != cls.engine or params.get("method") != "lucene":
+            raise ValueError(
+                f"{_PARAMS_FILE}: not a bm25s/lucene index (engine={params.get('engine')!r}, "
+                f"method={params.get('method')!r})"
+            )
+        if params.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{_PARAMS_FILE}: format version {params.get('format_version')!r} is not "
+                f"supported (expected {_FORMAT_VERSION})"
+            )
+        size = _param(params, "size")
+        if size != int(size):
+            raise ValueError(f"{_PARAMS_FILE}: size must be an integer, got {size!r}")
+        k1, b = _param(params, "k1"), _param(params, "b")
+        vocabulary = _read_json(_VOCAB_FILE, files[_VOCAB_FILE])
+        if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
+            raise ValueError(f"{_VOCAB_FILE}: expected a JSON list of strings")
+        return cls(
+            data=_read_npy(_DATA_FILE, files[_DATA_FILE], np.float32),
+            indices=_read_npy(_INDICES_FILE, files[_INDICES_FILE], np.int64),
+            indptr=_read_npy(_INDPTR_FILE, files[_INDPTR_FILE], np.int64),
+            vocabulary=vocabulary,
+            size=int(size),
+            k1=k1,
+            b=b,
+        )
+
+
+def _param(params: dict[str, Any], name: str) -> float:
+    """Read one number >= 0 from the params file; ValueError if missing or not such a number."""
+    value = params.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f"{_PARAMS_FILE}: {name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_matrix(
+    data: np.ndarray,
+    indices: np.ndarray,
+    indptr: np.ndarray,
+    vocabulary: Sequence[str],
+    size: int,
+) -> None:
+    """Raise ValueError unless the CSC arrays describe a size x vocabulary score matrix."""
+    for name, array in (("data", data), ("indices", indices), ("indptr", indptr)):
+        if array.ndim != 1:
+            raise ValueError(f"BM25 {name} must be 1-D, got shape {array.shape}")
+    if data.dtype != np.float32:
+        raise ValueError(f"BM25 data must be float32, got {data.dtype}")
+    for name, array in (("indices", indices), ("indptr", indptr)):
+        if array.dtype.kind not in "iu":
+            raise ValueError(f"BM25 {name} must be integers, got {array.dtype}")
+    if len(indptr) != len(vocabulary) + 1:
+        raise ValueError(
+            f"BM25 indptr has length {len(indptr)}, but the vocabulary has "
+            f"{len(vocabulary)} terms (expected {len(vocabulary) + 1})"
+        )
+    if len(set(vocabulary)) != len(vocabulary):
+        raise ValueError("BM25 vocabulary has duplicate terms")
+    if len(indices) != len(data):
+        raise ValueError(f"BM25 indices has length {len(indices)}, but data has length {len(data)}")
+    if indptr[0] != 0 or indptr[-1] != len(data) or np.any(np.diff(indptr) < 0):
+        raise ValueError(
+            f"BM25 indptr must rise from 0 to the data length {len(data)} without decreasing"
+        )
+    if len(indices) and (indices.min() < 0 or indices.max() >= size):
+        raise ValueError(f"BM25 indices must be document ids in [0, {size})")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("BM25 data contains non-finite scores")
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _read_npy(name: str, content: bytes, dtype: type[np.generic]) -> np.ndarray:
+    """Load one ``.npy`` file of the given dtype, never unpickling; ValueError if unreadable."""
+    if not content.startswith(_NPY_MAGIC):
+        raise ValueError(f"{name}: not a .npy file")
+    try:
+        array = np.load(io.BytesIO(content), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:
+        raise ValueError(f"{name}: cannot read the array ({error})") from error
+    if array.dtype != dtype:
+        raise ValueError(f"{name}: expected dtype {np.dtype(dtype)}, got {array.dtype}")
+    return np.asarray(array)
+
+
+def _read_json(name: str, content: bytes) -> Any:
+    try:
+        return json.loads(content.decode("utf-8"))
+    except ValueError as error:  # also covers JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"{name}: not valid UTF-8 JSON ({error})") from error
+
+
+# ---------------------------------------------------------------------------------------------
+# rank-bm25 reference engine
+# ---------------------------------------------------------------------------------------------
+
+
+class OkapiReferenceIndex(LexicalIndex):
+    """Classic Okapi BM25 with ``rank_bm25.BM25Okapi`` over whitespace tokens.
+
+    Documents and queries are split with ``text.lower().split()``: no stemming, stopwords or
+    punctuation handling, the plain recipe to compare :class:`Bm25sIndex` against. The score
+    of document d for query q sums over query terms t::
+
+        idf(t)    = ln((N - df(t) + 0.5) / (df(t) + 0.5)), floored at epsilon * mean idf
+        score(t)  = idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
+
+    (Robertson & Zaragoza, 2009, with rank-bm25's floor on negative idf). It is not persisted:
+    build it from the texts when needed.
+    """
+
+    engine: ClassVar[str] = "okapi-reference"
+
+    def __init__(self, model: rank_bm25.BM25Okapi | None, size: int, k1: float, b: float):
+        """Wrap a fitted model; use :meth:`build` instead.
+
+        Args:
+            model: the fitted model, or None when the corpus has no tokens at all.
+            size: the number of documents.
+            k1: BM25 term-frequency saturation.
+            b: BM25 length normalization.
+        """
+        self._model = model
+        self.size = size
+        self._k1 = float(k1)
+        self._b = float(b)
+        self._epsilon = float(model.epsilon) if model is not None else 0.25
+
+    @classmethod
+    def build(
+        cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75
+    ) -> OkapiReferenceIndex:
+        """Index the texts with ``rank_bm25.BM25Okapi``.
+
+        Args:
+            texts: the documents; document ``i`` gets id ``i``.
+            k1: BM25 term-frequency saturation.
+            b: BM25 document-length normalization.
+
+        Returns:
+            The index.
+        """
+        corpus = [text.lower().split() for text in texts]
+        # rank-bm25 divides by the corpus size and the vocabulary size.
+        model = rank_bm25.BM25Okapi(corpus, k1=k1, b=b) if any(corpus) else None
+        return cls(model, len(corpus), k1, b)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``k1``, ``b`` and ``epsilon`` (rank-bm25's idf floor)."""
+        return {"k1": self._k1, "b": self._b, "epsilon": self._epsilon}
+
+    def scores(self, query: str) -> np.ndarray:
+        """Score every document with ``BM25Okapi.get_scores``; see the class docstring.
+
+        Args:
+            query: the query text, split with ``query.lower().split()``.
+
+        Returns:
+            A float32 array of length ``size``; 0 for documents no query term matches.
+        """
+        terms = query.lower().split()
+        if self._model is None or not terms:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._model.get_scores(terms), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+ENGINES: dict[str, type[LexicalIndex]] = {
+    Bm25sIndex.engine: Bm25sIndex,
+    OkapiReferenceIndex.engine: OkapiReferenceIndex,
+}
+"""Lexical engines by name; ``"bm25s"`` is the default."""
+
+
+def build_lexical_index(
+    texts: Sequence[str], engine: str = "bm25s", *, k1: float = 1.5, b: float = 0.75
+) -> LexicalIndex:
+    """Build a lexical index with the named engine.
+
+    Args:
+        texts: the documents; document ``i`` gets id ``i``.
+        engine: a key of :data:`ENGINES`.
+        k1: BM25 term-frequency saturation.
+        b: BM25 document-length normalization.
+
+    Returns:
+        The index.
+
+    Raises:
+        ValueError: if the engine name is unknown (the message lists the valid names).
+    """
+    try:
+        engine_class = ENGINES[engine]
+    except KeyError:
+        raise ValueError(
+            f"unknown lexical engine {engine!r}; choose one of: {', '.join(ENGINES)}"
+        ) from None
+    return engine_class.build(texts, k1=k1, b=b)
