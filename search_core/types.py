@@ -108,6 +108,7 @@ class Hit:
         bm25: the BM25 retriever's rank and score.
         metadata: the document's metadata.
         pages: PDF pages of the chunk, if any.
+        identifier_match: the chunk holds every rare identifier of the query (hybrid mode).
     """
 
     rank: int
@@ -121,6 +122,7 @@ class Hit:
     bm25: RetrieverScore
     metadata: Metadata = field(default_factory=dict)
     pages: tuple[int, ...] = ()
+    identifier_match: bool = False
 
 
 @dataclass(frozen=True)

@@ -60,3 +60,15 @@ def shared_collection(tmp_path_factory, embedder):
         return built[name], folder
 
     return get
+
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def sample_collection(tmp_path_factory, embedder):
+    """The bundled sample collection, built once per session with the default settings."""
+    from search_core.collection import BuildOptions, build_collection
+
+    home = tmp_path_factory.mktemp("sample-collection")
+    return build_collection("sample", SAMPLE_DATA, BuildOptions(), home=home, embedder=embedder)

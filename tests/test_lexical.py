@@ -23,6 +23,8 @@ from search_core.lexical import (
     LexicalIndex,
     OkapiReferenceIndex,
     build_lexical_index,
+    identifier_matches,
+    is_identifier_term,
     tokenize,
     tokenize_many,
 )
@@ -389,3 +391,21 @@ def test_registry_names_and_defaults() -> None:
 def test_unknown_engine_lists_the_valid_names() -> None:
     with pytest.raises(ValueError, match=r"'faiss'.*bm25s.*okapi-reference"):
         build_lexical_index(ORDERS, "faiss")
+
+
+def test_identifier_matches_need_every_rare_identifier() -> None:
+    texts = [f"Ticket about order ORD-{n} filed in 2024." for n in range(100, 150)]
+    texts += [
+        "Advisory CVE-2024-1234 for gateway 4.2.1.",
+        "Release note for version 4.2.1 in 2024.",
+    ]
+    index = build_lexical_index(texts)
+    assert is_identifier_term("12345") and is_identifier_term("p0301")
+    assert not is_identifier_term("42") and not is_identifier_term("order")
+    assert identifier_matches(index, "ORD-123").tolist() == [23]
+    assert identifier_matches(index, "order 123").tolist() == [23]
+    assert identifier_matches(index, "CVE-2024-1234").tolist() == [50]
+    assert identifier_matches(index, "cve 2024 1234 on 4.2.1").tolist() == [50]
+    # "2024" is in 52 of 52 texts: far above sqrt(N), so it is not an identifier
+    assert identifier_matches(index, "2024").tolist() == []
+    assert identifier_matches(index, "order 999").tolist() == []

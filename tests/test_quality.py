@@ -1,7 +1,10 @@
 """End-to-end quality on the shared judged collections, indexed with the defaults.
 
 The floors are the plain recipes measured on these files (whole documents, no chunking), from
-../shared/data/README.md and the engine issue; the engine must reach them with its defaults.
+../shared/data/README.md and the engine issue, given there to three decimals; the engine must
+reach them with its defaults, compared at that precision. (On msmarco-5k every passage is one
+chunk and the vector mode reproduces the plain recipe exactly: 0.79766, which the issue gives
+as 0.798.)
 """
 
 from __future__ import annotations
@@ -30,4 +33,6 @@ def test_default_ndcg_reaches_the_plain_recipes(dataset: str, shared_collection)
         assert report.queries == len(query_set.queries)
     print(f"{dataset} nDCG@10: {scores}")
     for mode, floor in FLOORS[dataset].items():
-        assert scores[mode] >= floor, f"{dataset} {mode}: nDCG@10 {scores[mode]:.4f} < {floor}"
+        assert round(scores[mode], 3) >= floor, (
+            f"{dataset} {mode}: nDCG@10 {scores[mode]:.4f} < {floor}"
+        )

@@ -9,6 +9,7 @@ from search_core.chunking import ChunkingConfig
 from search_core.collection import BuildOptions, build_collection
 from search_core.ingest import IngestReport
 from search_core.search import SearchParams, run_search, search
+from search_core.settings import DEFAULT_THRESHOLD
 from search_core.types import Document
 
 ORDERS = [
@@ -61,7 +62,7 @@ def test_exact_id_query_finds_its_order_first(orders, mode: str) -> None:
 
 
 def test_hits_carry_ranks_scores_and_timings(topics) -> None:
-    response = search(topics, "brake noise when stopping", mode="hybrid", k=5)
+    response = search(topics, "brake noise when stopping", mode="hybrid", k=5, threshold=-1)
     assert response.hits[0].doc_id == "automotive-6"
     assert [h.rank for h in response.hits] == [1, 2, 3, 4, 5]
     for hit in response.hits:
@@ -98,14 +99,19 @@ def test_threshold_drops_weak_results_and_can_empty_the_answer(topics) -> None:
     assert cut.hits == ()
     assert cut.below_threshold == 12
     default = search(topics, "sourdough bread recipe with rye flour", mode="vector", k=12)
-    assert len(default.hits) == sum(h.similarity >= 0.0 for h in everything.hits)
+    assert len(default.hits) == sum(h.similarity >= DEFAULT_THRESHOLD for h in everything.hits)
     hybrid = search(
         topics, "sourdough bread recipe with rye flour", mode="hybrid", k=12, threshold=best + 0.01
     )
     assert hybrid.hits == ()
-    some = search(topics, "engine warning light", mode="hybrid", k=12, threshold=0.3)
+    some = search(topics, "engine warning light", mode="vector", k=12, threshold=0.3)
     assert 0 < len(some.hits) < 12
     assert all(h.similarity is not None and h.similarity >= 0.3 for h in some.hits)
+    fused = search(topics, "engine warning light", mode="hybrid", k=12, threshold=0.3)
+    assert fused.hits
+    # hybrid keeps BM25 candidates: a hit under the threshold is there by its BM25 rank only
+    assert all(h.bm25.rank is not None for h in fused.hits if h.similarity < 0.3)
+    assert {h.chunk_id for h in some.hits} <= {h.chunk_id for h in fused.hits}
 
 
 def test_bm25_mode_ignores_the_threshold_and_skips_the_model(topics) -> None:
@@ -214,3 +220,20 @@ def test_every_index_kind_answers(tmp_path: Path, embedder) -> None:
         assert all(h.chunk_id >= 0 for h in response.hits)
         sims = collection.embeddings @ embedder.embed_query("grinding brakes")
         assert response.hits[0].similarity == pytest.approx(float(np.max(sims)), abs=1e-4)
+
+
+def test_identifier_match_lifts_the_exact_order_in_hybrid(tmp_path: Path, embedder) -> None:
+    notes = [
+        "Customer asks where the parcel is; carrier scan shows it left the depot yesterday.",
+        "Customer wants to change the delivery address before the parcel ships.",
+        "Customer reports the parcel arrived damaged and asks for a replacement.",
+    ]
+    docs = [Document(f"t{n}", f"Ticket for order ORD-58{n:03d}. {notes[n % 3]}") for n in range(40)]
+    collection = build_collection("tickets", _report(docs), home=tmp_path, embedder=embedder)
+    for query, expected in (("ORD-58013", "t13"), ("order 58027 damaged", "t27")):
+        hybrid = search(collection, query, mode="hybrid", k=5)
+        assert hybrid.hits[0].doc_id == expected
+        assert hybrid.hits[0].identifier_match
+        assert not any(h.identifier_match for h in hybrid.hits[1:])
+        without = search(collection, query, mode="hybrid", k=5, identifier_match=False)
+        assert not any(h.identifier_match for h in without.hits)
