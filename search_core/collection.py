@@ -60,7 +60,8 @@ from .vector_index import VectorIndex, build_vector_index
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# fullmatch only: "$" would also match before a final newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 BuildProgress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)``; stages: read, chunk, embed, index, save."""
@@ -91,7 +92,7 @@ def validate_name(name: str) -> str:
     Raises:
         ValueError: the name could escape the collections folder or is not portable.
     """
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise ValueError(
             f"invalid collection name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit, without '..'"
@@ -468,59 +469,28 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
-def _read_parquet(data: bytes, name: str) -> dict[str, list[Any]]:
+def _read_rows(data: bytes, name: str) -> list[dict[str, Any]]:
     try:
-        return pq.read_table(pa.BufferReader(data)).to_pydict()
+        return pq.read_table(pa.BufferReader(data)).to_pylist()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise IntegrityError(f"{name}: not a readable parquet table ({exc})") from exc
 
 
 def _documents_from(data: bytes, name: str) -> list[Document]:
-    table = _read_parquet(data, name)
     return [
         Document(
-            doc_id=doc_id,
-            title=title,
-            text=text,
-            source=source,
-            metadata=json.loads(metadata),
-            pages=tuple(PageSpan(*p) for p in json.loads(pages)),
+            **{
+                **row,
+                "metadata": json.loads(row["metadata"]),
+                "pages": tuple(PageSpan(*p) for p in json.loads(row["pages"])),
+            }
         )
-        for doc_id, title, text, source, metadata, pages in zip(
-            table["doc_id"],
-            table["title"],
-            table["text"],
-            table["source"],
-            table["metadata"],
-            table["pages"],
-            strict=True,
-        )
+        for row in _read_rows(data, name)
     ]
 
 
 def _chunks_from(data: bytes, name: str) -> list[Chunk]:
-    table = _read_parquet(data, name)
-    return [
-        Chunk(
-            chunk_id=chunk_id,
-            doc_id=doc_id,
-            position=position,
-            char_start=start,
-            char_end=end,
-            text=text,
-            pages=tuple(pages or ()),
-        )
-        for chunk_id, doc_id, position, start, end, text, pages in zip(
-            table["chunk_id"],
-            table["doc_id"],
-            table["position"],
-            table["char_start"],
-            table["char_end"],
-            table["text"],
-            table["pages"],
-            strict=True,
-        )
-    ]
+    return [Chunk(**{**row, "pages": tuple(row["pages"] or ())}) for row in _read_rows(data, name)]
 
 
 # --------------------------------------------------------------------------- open
@@ -538,14 +508,36 @@ def read_manifest(name: str, home: str | Path | None = None) -> tuple[Path, dict
     """
     root = collection_folder(name, home)
     pointer_path = root / CURRENT_FILE
-    if not pointer_path.is_file():
+    for attempt in range(3):
+        pointer_data = _read_pointer(name, pointer_path, home)
+        try:
+            return _read_version_manifest(root, pointer_path, pointer_data)
+        except IntegrityError:
+            # A rebuild may have swapped CURRENT and removed the version it named between the
+            # two reads; only a pointer that did not move means the files are damaged.
+            if attempt == 2 or _read_pointer(name, pointer_path, home) == pointer_data:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _read_pointer(name: str, pointer_path: Path, home: str | Path | None) -> bytes:
+    try:
+        return pointer_path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         available = [info.name for info in list_collections(home)]
         raise CollectionError(
             f"no collection named {name!r}"
             + (f"; available: {', '.join(available)}" if available else "")
-        )
-    pointer = json_load(pointer_path.read_bytes(), str(pointer_path))
-    if not isinstance(pointer, dict) or not _NAME.match(str(pointer.get("version", ""))):
+        ) from None
+    except OSError as exc:
+        raise IntegrityError(f"{pointer_path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def _read_version_manifest(
+    root: Path, pointer_path: Path, pointer_data: bytes
+) -> tuple[Path, dict[str, Any]]:
+    pointer = json_load(pointer_data, str(pointer_path))
+    if not isinstance(pointer, dict) or not _NAME.fullmatch(str(pointer.get("version", ""))):
         raise IntegrityError(f"{pointer_path}: damaged pointer to the current version")
     folder = root / str(pointer["version"])
     data = read_verified(folder / MANIFEST_FILE, str(pointer.get("manifest_sha256", "")))
@@ -614,7 +606,12 @@ def _load(
         documents = _documents_from(data["documents.parquet"], "documents.parquet")
         chunks = _chunks_from(data["chunks.parquet"], "chunks.parquet")
         embeddings = npy_load(data["embeddings.npy"], "embeddings.npy")
-        vector_index = VectorIndex.from_bytes(data["vector.faiss"], manifest["index"], embeddings)
+        try:
+            vector_index = VectorIndex.from_bytes(
+                data["vector.faiss"], manifest["index"], embeddings
+            )
+        except ValueError as exc:  # FAISS's message does not name the file
+            raise ValueError(f"vector.faiss: {exc}") from exc
         lexical = Bm25sIndex.from_files({n: b for n, b in data.items() if n.startswith("bm25_")})
     except KeyError as exc:
         raise IntegrityError(f"{folder}: file {exc} is missing from the manifest") from exc
@@ -669,7 +666,7 @@ def list_collections(home: str | Path | None = None) -> list[CollectionInfo]:
         return []
     infos = []
     for child in sorted(root.iterdir()):
-        if not (child / CURRENT_FILE).is_file() or not _NAME.match(child.name):
+        if not (child / CURRENT_FILE).is_file() or not _NAME.fullmatch(child.name):
             continue
         try:
             _, manifest = read_manifest(child.name, home)
