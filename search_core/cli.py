@@ -411,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift_check)
+
+    from .cli_lab import add_lab_commands
+
+    add_lab_commands(sub)
     return parser
 
 

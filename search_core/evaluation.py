@@ -208,10 +208,10 @@ def evaluate_run(
     by_tag: dict[str, dict[str, float]] = {}
     for tag in sorted(set((tags or {}).values())):
         members = [q for q, t in (tags or {}).items() if t == tag and q in run]
-        scored = [q for q in members if q in per_query]
+        judged_members = [q for q in members if q in per_query]
         row = (
-            {m: float(np.mean([per_query[q][m] for q in scored])) for m in metrics}
-            if scored
+            {m: float(np.mean([per_query[q][m] for q in judged_members])) for m in metrics}
+            if judged_members
             else {}
         )
         row["queries"] = float(len(members))

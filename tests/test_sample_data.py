@@ -33,7 +33,12 @@ def ndcg(report: EvalReport, tag: str) -> float:
 def test_corpus_shape() -> None:
     docs = [json.loads(line) for line in (SAMPLE_DATA / "corpus.jsonl").open(encoding="utf-8")]
     assert 300 <= len(docs) <= 600
-    assert {d["metadata"]["domain"] for d in docs} == {"legal", "commerce", "security", "automotive"}
+    assert {d["metadata"]["domain"] for d in docs} == {
+        "legal",
+        "commerce",
+        "security",
+        "automotive",
+    }
     assert all(d["_id"] and d["title"] and d["text"] and d["metadata"].get("date") for d in docs)
     query_set = load_queries(SAMPLE_DATA / "queries.jsonl")
     assert len(query_set.queries) >= 60

@@ -1,0 +1,762 @@
+"""Query sets and graded relevance judgments, stored with a collection.
+
+A judgment set lives in the collection's root folder, beside its versions, so it survives
+re-indexing (a new version replaces ``v-*`` folders, never ``lab/``)::
+
+    NAME/lab/judgments/SET.jsonl    the journal of one judgment set
+
+The journal is append-only. Each line is ``<sha256 of the JSON> <JSON record>``; a record adds
+or removes a query or a judgment. Every write appends whole lines, flushes and fsyncs before it
+returns, so a judgment is on disk the moment :meth:`JudgmentStore.judge` returns and a crash
+can lose at most the line being written. On loading, every line's checksum is verified: a torn
+last line (the one being written when the process died) is dropped and cut off before the
+next append; a damaged line anywhere else raises :class:`IntegrityError`. :meth:`compact`
+rewrites the journal with only the live records, atomically (temporary file and rename).
+
+Several processes may share a set: appends hold an exclusive ``flock`` and first read what
+others appended, so every process sees every judgment.
+
+Grades are integers; the project's scale is 0 = not relevant, 1 = related, 2 = relevant,
+3 = perfect (``GRADE_LABELS``). Imported grades above 3 (Cranfield uses 1-4) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .collection import collection_folder, read_manifest, validate_name
+from .errors import InputError, IntegrityError
+from .evaluation import Qrels, QuerySet, load_qrels, load_queries
+from .storage import atomic_write, fsync_dir, sha256_bytes
+
+try:  # POSIX advisory locks; without them a set is safe within one process only.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DEFAULT_SET",
+    "EXPORTERS",
+    "GRADE_LABELS",
+    "IMPORTERS",
+    "ImportReport",
+    "Judgment",
+    "JudgmentStore",
+    "LabQuery",
+    "escape_cell",
+    "export_judgments",
+    "from_trec_id",
+    "import_judgments",
+    "lab_folder",
+    "list_judgment_sets",
+    "open_judgments",
+    "to_trec_id",
+]
+
+FORMAT_VERSION = 1
+DEFAULT_SET = "default"
+LAB_FOLDER = "lab"
+GRADE_LABELS: dict[int, str] = {0: "not relevant", 1: "related", 2: "relevant", 3: "perfect"}
+"""The grading scale shown to judges."""
+
+_SCALE = ", ".join(f"{grade} = {label}" for grade, label in GRADE_LABELS.items())
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell starting with one of these is run as a formula by spreadsheet programs."""
+
+_COMPACT_MIN_STALE = 1000
+"""Compact on open once at least this many journal lines are superseded (and half the file)."""
+
+
+def lab_folder(name: str, home: str | Path | None = None) -> Path:
+    """The relevance-lab folder of a collection (outside its versions, kept on re-index)."""
+    return collection_folder(name, home) / LAB_FOLDER
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class LabQuery:
+    """A query of a judgment set.
+
+    Attributes:
+        query_id: its id, unique within the set.
+        text: the query text.
+        tag: what the query is meant to show (optional, for breakdowns).
+    """
+
+    query_id: str
+    text: str
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One graded judgment.
+
+    Attributes:
+        query_id: the query judged.
+        doc_id: the document judged.
+        grade: 0 = not relevant ... 3 = perfect (see ``GRADE_LABELS``).
+        judge: who judged (a name, ``import`` for imported judgments).
+        judged_at: when, as an ISO 8601 UTC time.
+    """
+
+    query_id: str
+    doc_id: str
+    grade: int
+    judge: str
+    judged_at: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import added.
+
+    Attributes:
+        queries: queries added or updated.
+        judgments: judgments added or updated.
+        source: the files read.
+    """
+
+    queries: int
+    judgments: int
+    source: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _check_grade(grade: Any) -> int:
+    if isinstance(grade, bool) or not isinstance(grade, int) or grade < 0:
+        raise ValueError(f"a grade must be a non-negative integer ({_SCALE}), got {grade!r}")
+    return grade
+
+
+def _check_id(kind: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ValueError(
+            f"{kind} must be a non-empty string without surrounding spaces, got {value!r}"
+        )
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"{kind} {value!r} must not contain a line break")
+    return value
+
+
+_TREC_ESCAPES = {"%": "%25", " ": "%20", "\t": "%09", "\n": "%0A", "\r": "%0D"}
+
+
+def to_trec_id(value: str) -> str:
+    """An id as written in TREC files, whose columns are split on whitespace.
+
+    ``%`` and whitespace are percent-encoded (``my file.txt`` becomes ``my%20file.txt``);
+    every other id is written as it is.
+    """
+    return "".join(_TREC_ESCAPES.get(ch, ch) for ch in value)
+
+
+def from_trec_id(value: str) -> str:
+    """Undo :func:`to_trec_id`."""
+    if "%" not in value:
+        return value
+    for plain, escaped in _TREC_ESCAPES.items():
+        if plain != "%":
+            value = value.replace(escaped, plain)
+    return value.replace("%25", "%")
+
+
+def _encode(record: Mapping[str, Any]) -> bytes:
+    payload = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    body = payload.encode("utf-8")
+    return sha256_bytes(body).encode("ascii") + b" " + body + b"\n"
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    """A journal line's record, or None when the line is damaged (bad checksum or JSON)."""
+    if not line.endswith(b"\n"):
+        return None
+    checksum, _, body = line[:-1].partition(b" ")
+    if len(checksum) != 64 or sha256_bytes(body).encode("ascii") != checksum:
+        return None
+    try:
+        record = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and "op" in record else None
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class JudgmentStore:
+    """A query set and its graded judgments, kept in a crash-safe journal.
+
+    Open one with :func:`open_judgments`. Methods are safe to call from several threads;
+    several processes may write the same set.
+    """
+
+    def __init__(self, path: Path, collection: str, set_name: str) -> None:
+        self.path = path
+        self.collection = collection
+        self.set_name = set_name
+        self._lock = threading.Lock()
+        self._queries: dict[str, LabQuery] = {}
+        self._judgments: dict[tuple[str, str], Judgment] = {}
+        self._lines = 0
+        self._offset = 0  # bytes of the journal already applied
+        self._inode: int | None = None
+        with self._lock:
+            self._catch_up()
+            stale = self._lines - len(self._queries) - len(self._judgments) - 1
+            if stale >= _COMPACT_MIN_STALE and stale * 2 >= self._lines:
+                with self._locked_file():
+                    self._catch_up()
+                    self._compact_locked()
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def queries(self) -> dict[str, LabQuery]:
+        """The queries by id (a copy), in the order they were added."""
+        with self._lock:
+            self._catch_up()
+            return dict(self._queries)
+
+    def judgments(self, query_id: str | None = None) -> list[Judgment]:
+        """Every current judgment (the latest per query and document), or one query's."""
+        with self._lock:
+            self._catch_up()
+            found = self._judgments.values()
+            return [j for j in found if query_id is None or j.query_id == query_id]
+
+    def grade(self, query_id: str, doc_id: str) -> int | None:
+        """The grade of one document for one query, or None when it is not judged."""
+        with self._lock:
+            self._catch_up()
+            found = self._judgments.get((query_id, doc_id))
+            return None if found is None else found.grade
+
+    def query_set(self) -> QuerySet:
+        """The queries as an :class:`~search_core.evaluation.QuerySet` (for runs)."""
+        queries = self.queries
+        return QuerySet(
+            {q.query_id: q.text for q in queries.values()},
+            {q.query_id: q.tag for q in queries.values() if q.tag},
+        )
+
+    def qrels(self) -> Qrels:
+        """The judgments as ``{query_id: {doc_id: grade}}`` (for metrics)."""
+        qrels: Qrels = {}
+        for judgment in self.judgments():
+            qrels.setdefault(judgment.query_id, {})[judgment.doc_id] = judgment.grade
+        return qrels
+
+    # ----------------------------------------------------------------- writing
+
+    def add_query(self, query_id: str, text: str, tag: str | None = None) -> LabQuery:
+        """Add a query, or change the text or tag of an existing one; saved before returning.
+
+        Raises:
+            ValueError: an empty id or text.
+        """
+        query = self._query(query_id, text, tag)
+        self._append([_query_record(query)])
+        return query
+
+    def judge(
+        self, query_id: str, doc_id: str, grade: int, judge: str = "", *, at: str | None = None
+    ) -> Judgment:
+        """Record one judgment; it is on disk (fsynced) when this returns.
+
+        Args:
+            query_id: a query of the set.
+            doc_id: the document judged.
+            grade: 0 = not relevant ... 3 = perfect.
+            judge: who judged.
+            at: when (ISO time); now by default.
+
+        Raises:
+            ValueError: an unknown query (the message lists some valid ones) or a bad grade.
+        """
+        judgment = Judgment(
+            _check_id("query id", query_id),
+            _check_id("document id", doc_id),
+            _check_grade(grade),
+            str(judge),
+            at or _now(),
+        )
+        with self._lock:
+            self._catch_up()
+            if query_id not in self._queries:
+                known = list(self._queries)[:10]
+                raise ValueError(
+                    f"unknown query {query_id!r} in judgment set {self.set_name!r}; "
+                    f"add it first (known: {', '.join(known) or 'none'})"
+                )
+        self._append([_judgment_record(judgment)])
+        return judgment
+
+    def remove_judgment(self, query_id: str, doc_id: str) -> None:
+        """Forget one judgment (the document becomes unjudged again)."""
+        self._append([{"op": "unjudge", "qid": query_id, "doc": doc_id}])
+
+    def remove_query(self, query_id: str) -> None:
+        """Remove a query and all its judgments."""
+        self._append([{"op": "unquery", "qid": query_id}])
+
+    def add_many(
+        self, queries: Iterable[LabQuery] = (), judgments: Iterable[Judgment] = ()
+    ) -> tuple[int, int]:
+        """Add many queries and judgments in one write (imports).
+
+        Returns:
+            (queries written, judgments written).
+        """
+        query_records = [_query_record(self._query(q.query_id, q.text, q.tag)) for q in queries]
+        judgment_records = [
+            _judgment_record(
+                Judgment(
+                    _check_id("query id", j.query_id),
+                    _check_id("document id", j.doc_id),
+                    _check_grade(j.grade),
+                    j.judge,
+                    j.judged_at,
+                )
+            )
+            for j in judgments
+        ]
+        self._append([*query_records, *judgment_records])
+        return len(query_records), len(judgment_records)
+
+    def compact(self) -> None:
+        """Rewrite the journal with only the current records, atomically."""
+        with self._lock, self._locked_file():
+            self._catch_up()
+            self._compact_locked()
+
+    # ----------------------------------------------------------------- journal
+
+    @staticmethod
+    def _query(query_id: str, text: str, tag: str | None) -> LabQuery:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"query {query_id!r} needs a non-empty text")
+        return LabQuery(_check_id("query id", query_id), text, tag or None)
+
+    def _append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        if not records:
+            return
+        data = b"".join(_encode(record) for record in records)
+        with self._lock, self._locked_file() as handle:
+            self._catch_up()
+            # A torn line left by a crash is cut off, or the new line would be glued to it.
+            handle.truncate(self._offset)
+            handle.seek(self._offset)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            self._apply_bytes(data)
+
+    def _locked_file(self) -> _LockedJournal:
+        return _LockedJournal(self)
+
+    def _catch_up(self) -> None:
+        """Apply whatever the journal holds beyond what was read (other writers, first load)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            if self._inode is not None:
+                self._reset()
+            return
+        if stat.st_ino != self._inode:
+            self._reset()
+            self._inode = stat.st_ino
+        if stat.st_size <= self._offset:
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            tail = handle.read()
+        self._apply_bytes(tail, verify_tail=True)
+
+    def _reset(self) -> None:
+        self._queries.clear()
+        self._judgments.clear()
+        self._lines = 0
+        self._offset = 0
+        self._inode = None
+
+    def _apply_bytes(self, data: bytes, *, verify_tail: bool = False) -> None:
+        lines = data.splitlines(keepends=True)
+        for index, line in enumerate(lines):
+            record = _decode(line)
+            if record is None:
+                if verify_tail and index == len(lines) - 1:
+                    # The last line was being written when a process died: it never happened.
+                    return
+                raise IntegrityError(
+                    f"{self.path}: line {self._lines + 1} is damaged (checksum mismatch); "
+                    "the journal was changed after it was written"
+                )
+            self._apply(record)
+            self._lines += 1
+            self._offset += len(line)
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        op = record["op"]
+        if op == "query":
+            qid = record["qid"]
+            self._queries[qid] = LabQuery(qid, record["text"], record.get("tag"))
+        elif op == "judge":
+            self._judgments[(record["qid"], record["doc"])] = Judgment(
+                record["qid"],
+                record["doc"],
+                int(record["grade"]),
+                record.get("judge", ""),
+                record.get("at", ""),
+            )
+        elif op == "unjudge":
+            self._judgments.pop((record["qid"], record["doc"]), None)
+        elif op == "unquery":
+            self._queries.pop(record["qid"], None)
+            for key in [key for key in self._judgments if key[0] == record["qid"]]:
+                del self._judgments[key]
+        elif op != "header":
+            raise IntegrityError(f"{self.path}: unknown record {op!r} on line {self._lines + 1}")
+
+    def _compact_locked(self) -> None:
+        records: list[Mapping[str, Any]] = [self._header()]
+        records += [_query_record(q) for q in self._queries.values()]
+        records += [_judgment_record(j) for j in self._judgments.values()]
+        atomic_write(self.path, b"".join(_encode(r) for r in records))
+        self._reset()
+        self._catch_up()
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "op": "header",
+            "format": FORMAT_VERSION,
+            "collection": self.collection,
+            "set": self.set_name,
+            "created_at": _now(),
+        }
+
+
+class _LockedJournal:
+    """The journal opened for appending under an exclusive ``flock``.
+
+    A compaction replaces the file by rename; a writer that was waiting for the lock on the old
+    file would append to a file nobody reads, so after locking it checks that the file it holds
+    is still the journal, and reopens it when it is not.
+    """
+
+    def __init__(self, store: JudgmentStore) -> None:
+        self._store = store
+        self._handle: io.BufferedRandom | None = None
+
+    def __enter__(self) -> io.BufferedRandom:
+        path = self._store.path
+        while True:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            handle = os.fdopen(fd, "r+b")
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            handle.close()
+        if os.fstat(handle.fileno()).st_size == 0:  # new: checked under the lock
+            handle.write(_encode(self._store._header()))
+            handle.flush()
+            os.fsync(handle.fileno())
+            fsync_dir(path.parent)
+        self._handle = handle
+        return handle
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing releases the flock
+
+
+def _query_record(query: LabQuery) -> dict[str, Any]:
+    record: dict[str, Any] = {"op": "query", "qid": query.query_id, "text": query.text}
+    if query.tag:
+        record["tag"] = query.tag
+    return record
+
+
+def _judgment_record(judgment: Judgment) -> dict[str, Any]:
+    return {
+        "op": "judge",
+        "qid": judgment.query_id,
+        "doc": judgment.doc_id,
+        "grade": judgment.grade,
+        "judge": judgment.judge,
+        "at": judgment.judged_at,
+    }
+
+
+def open_judgments(
+    collection: str, set_name: str = DEFAULT_SET, home: str | Path | None = None
+) -> JudgmentStore:
+    """Open (or start) a judgment set of a collection.
+
+    Args:
+        collection: the collection's name; it must exist.
+        set_name: the set's name (letters, digits, ``_ . -``).
+        home: the collections home.
+
+    Raises:
+        CollectionError: no such collection.
+        IntegrityError: a journal line other than the last is damaged.
+        ValueError: an invalid set name.
+    """
+    read_manifest(collection, home)  # the collection must exist
+    try:
+        validate_name(set_name)
+    except ValueError:
+        raise ValueError(
+            f"invalid judgment set name {set_name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        ) from None
+    path = lab_folder(collection, home) / "judgments" / f"{set_name}.jsonl"
+    return JudgmentStore(path, collection, set_name)
+
+
+def list_judgment_sets(collection: str, home: str | Path | None = None) -> list[str]:
+    """Names of the judgment sets of a collection."""
+    folder = lab_folder(collection, home) / "judgments"
+    return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _import_beir(store: JudgmentStore, path: Path, judge: str, split: str = "test") -> ImportReport:
+    """A BEIR folder: ``queries.jsonl`` and ``qrels/SPLIT.tsv``."""
+    queries_path = path / "queries.jsonl"
+    qrels_path = path / "qrels" / f"{split}.tsv"
+    if path.is_file():
+        raise InputError(path, "a BEIR import takes the dataset folder (queries.jsonl, qrels/)")
+    return _import_files(store, queries_path, qrels_path, judge)
+
+
+def _import_trec(
+    store: JudgmentStore, path: Path, judge: str, queries: Path | None = None
+) -> ImportReport:
+    """TREC qrels (``qid iter docid grade``) with the topics of ``queries`` (TSV or JSONL).
+
+    Without ``queries``, the judged query ids must already be in the set.
+    """
+    return _import_files(store, queries, path, judge)
+
+
+def _import_files(
+    store: JudgmentStore, queries_path: Path | None, qrels_path: Path, judge: str
+) -> ImportReport:
+    query_set = load_queries(queries_path) if queries_path is not None else QuerySet({}, {})
+    qrels = load_qrels(qrels_path)
+    known = set(store.queries) | set(query_set.queries)
+    missing = sorted(set(qrels) - known)
+    if missing:
+        raise InputError(
+            qrels_path,
+            f"{len(missing)} judged queries have no text (e.g. {', '.join(missing[:5])}); "
+            "give the queries file too",
+        )
+    at = _now()
+    lab_queries = [LabQuery(q, t, query_set.tags.get(q)) for q, t in query_set.queries.items()]
+    judgments = [
+        Judgment(from_trec_id(q), from_trec_id(d), g, judge, at)
+        for q, docs in qrels.items()
+        for d, g in docs.items()
+    ]
+    try:
+        added = store.add_many(lab_queries, judgments)
+    except ValueError as exc:
+        raise InputError(qrels_path, str(exc)) from None
+    sources = [str(p) for p in (queries_path, qrels_path) if p is not None]
+    return ImportReport(added[0], added[1], ", ".join(sources))
+
+
+CSV_COLUMNS = ("query_id", "query", "doc_id", "grade", "judge", "judged_at")
+"""Columns of an exported CSV; an import needs ``query`` or ``query_id``, ``doc_id``, ``grade``."""
+
+
+def _import_csv(store: JudgmentStore, path: Path, judge: str) -> ImportReport:
+    """A CSV with a header: ``query, doc_id, grade`` and optionally ``query_id, judge, judged_at``.
+
+    A query without an id gets the id of a set query with the same text, or a new id made from
+    its text (``q-`` and 10 hex digits of its sha256, so re-importing the file is idempotent).
+    Cells escaped on export (a leading ``'`` before ``= + - @``) are read back unescaped.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = {c.strip().lower(): c for c in reader.fieldnames or ()}
+    if not {"doc_id", "grade"} <= set(columns) or not {"query", "query_id"} & set(columns):
+        found = ", ".join(columns) or "nothing"
+        problem = f"the header needs query (or query_id), doc_id and grade; found {found}"
+        raise InputError(path, problem, 1)
+    by_text = {q.text: q.query_id for q in store.queries.values()}
+    known = dict(store.queries)
+    queries: dict[str, LabQuery] = {}
+    judgments: list[Judgment] = []
+    at = _now()
+    for number, row in enumerate(reader, start=2):
+        query_text, query_id, doc_id = (
+            _cell(row, columns, c) for c in ("query", "query_id", "doc_id")
+        )
+        if not doc_id:
+            raise InputError(path, "empty doc_id", number)
+        if not query_id:
+            if not query_text:
+                raise InputError(path, "empty query", number)
+            query_id = by_text.get(query_text) or "q-" + sha256_bytes(query_text.encode())[:10]
+        if query_text and query_id not in queries:
+            queries[query_id] = LabQuery(query_id, query_text)
+            by_text[query_text] = query_id
+        elif query_id not in queries and query_id not in known:
+            raise InputError(path, f"query {query_id!r} is new and has no text", number)
+        grade_text = _cell(row, columns, "grade")
+        try:
+            grade = _check_grade(int(grade_text) if grade_text.isdigit() else grade_text)
+            _check_id("document id", doc_id)
+            _check_id("query id", query_id)
+        except ValueError as exc:
+            raise InputError(path, str(exc), number) from None
+        who, when = _cell(row, columns, "judge") or judge, _cell(row, columns, "judged_at") or at
+        judgments.append(Judgment(query_id, doc_id, grade, who, when))
+    added = store.add_many(queries.values(), judgments)
+    return ImportReport(added[0], added[1], str(path))
+
+
+def _cell(row: Mapping[str, str | None], columns: Mapping[str, str], name: str) -> str:
+    return _unescape_cell((row.get(columns[name]) or "").strip()) if name in columns else ""
+
+
+Importer = Callable[..., ImportReport]
+
+IMPORTERS: dict[str, Importer] = {"beir": _import_beir, "trec": _import_trec, "csv": _import_csv}
+"""Judgment importers by format name."""
+
+
+def import_judgments(
+    store: JudgmentStore,
+    fmt: str,
+    path: str | Path,
+    *,
+    queries: str | Path | None = None,
+    judge: str = "import",
+) -> ImportReport:
+    """Import queries and judgments into a set (later records win over earlier ones).
+
+    Args:
+        store: the judgment set.
+        fmt: ``beir`` (a dataset folder with ``queries.jsonl`` and ``qrels/test.tsv``),
+            ``trec`` (a qrels file; ``queries`` gives the topics) or ``csv``
+            (``query, doc_id, grade`` with a header).
+        path: the folder or file.
+        queries: the topics file for ``trec`` (TSV ``id<TAB>text`` or BEIR JSONL).
+        judge: recorded as who judged, unless the file says.
+
+    Raises:
+        ValueError: an unknown format (the message lists the valid ones).
+        InputError: the file cannot be read; the message names the file and line.
+    """
+    try:
+        importer = IMPORTERS[fmt]
+    except KeyError:
+        valid = ", ".join(IMPORTERS)
+        raise ValueError(f"unknown judgment format {fmt!r}; valid: {valid}") from None
+    if fmt == "trec":
+        return importer(store, Path(path), judge, Path(queries) if queries else None)
+    if queries is not None:
+        raise ValueError(f"--queries applies to the trec format only, not {fmt!r}")
+    return importer(store, Path(path), judge)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def escape_cell(value: str) -> str:
+    """Escape a CSV cell a spreadsheet would run as a formula (OWASP "CSV injection").
+
+    A cell starting with ``= + - @``, a tab or a carriage return gets a leading ``'``.
+    """
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def _unescape_cell(value: str) -> str:
+    if value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
+def _export_trec(store: JudgmentStore) -> bytes:
+    """TREC qrels: ``qid 0 docid grade`` a line."""
+    lines = [
+        f"{to_trec_id(j.query_id)} 0 {to_trec_id(j.doc_id)} {j.grade}\n"
+        for j in _sorted(store.judgments())
+    ]
+    return "".join(lines).encode("utf-8")
+
+
+def _export_csv(store: JudgmentStore) -> bytes:
+    """CSV with the columns of ``CSV_COLUMNS``, formula-looking cells escaped."""
+    queries = store.queries
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for j in _sorted(store.judgments()):
+        text = queries[j.query_id].text if j.query_id in queries else ""
+        row = [j.query_id, text, j.doc_id, str(j.grade), j.judge, j.judged_at]
+        writer.writerow([escape_cell(cell) for cell in row])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _sorted(judgments: Iterable[Judgment]) -> list[Judgment]:
+    return sorted(judgments, key=lambda j: (j.query_id, j.doc_id))
+
+
+EXPORTERS: dict[str, Callable[[JudgmentStore], bytes]] = {"trec": _export_trec, "csv": _export_csv}
+"""Judgment exporters by format name; each returns the file's bytes."""
+
+
+def export_judgments(store: JudgmentStore, fmt: str, path: str | Path) -> int:
+    """Write a set's judgments to a file, atomically.
+
+    Args:
+        store: the judgment set.
+        fmt: ``trec`` (qrels) or ``csv``.
+        path: the file to write.
+
+    Returns:
+        The number of judgments written.
+
+    Raises:
+        ValueError: an unknown format (the message lists the valid ones).
+    """
+    try:
+        exporter = EXPORTERS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORTERS)}") from None
+    atomic_write(Path(path), exporter(store))
+    return len(store.judgments())

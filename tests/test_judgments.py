@@ -1,0 +1,306 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from search_core.collection import build_collection
+from search_core.errors import CollectionError, InputError, IntegrityError
+from search_core.ingest import IngestReport
+from search_core.judgments import (
+    IMPORTERS,
+    escape_cell,
+    export_judgments,
+    from_trec_id,
+    import_judgments,
+    lab_folder,
+    list_judgment_sets,
+    open_judgments,
+    to_trec_id,
+)
+from search_core.storage import sha256_bytes
+from search_core.types import Document
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = (
+    Document("brakes", "Brake pads wear and squeal when they are thin."),
+    Document("refund", "Refunds are paid back within five days."),
+)
+
+
+@pytest.fixture(scope="module")
+def lab_home(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+    """A collections home holding a two-document collection named ``shop``."""
+    home = tmp_path_factory.mktemp("judgments")
+    build_collection("shop", IngestReport(DOCS, 0, (), 1, ()), home=home, embedder=embedder)
+    return home
+
+
+@pytest.fixture
+def store(lab_home: Path, request: pytest.FixtureRequest):
+    """A fresh judgment set of ``shop``, named after the test."""
+    node = request.node.name
+    name = (
+        re.sub(r"[^A-Za-z0-9_.-]+", "-", node)[:40].strip("-.")
+        + "-"
+        + sha256_bytes(node.encode())[:8]
+    )
+    return open_judgments("shop", name, lab_home)
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_judgments_are_saved_at_once_and_reload(store, lab_home: Path) -> None:
+    store.add_query("q1", "squealing brakes", tag="paraphrase")
+    store.judge("q1", "brakes", 3, "ana")
+    store.judge("q1", "refund", 1, "ana")
+    store.judge("q1", "refund", 0, "ben")  # a later judgment replaces the earlier one
+
+    again = open_judgments("shop", store.set_name, lab_home)
+    assert again.qrels() == {"q1": {"brakes": 3, "refund": 0}}
+    assert again.query_set().queries == {"q1": "squealing brakes"}
+    assert again.query_set().tags == {"q1": "paraphrase"}
+    latest = {j.doc_id: j for j in again.judgments()}
+    assert latest["refund"].judge == "ben"
+    assert latest["refund"].judged_at.endswith("+00:00")
+    assert again.grade("q1", "brakes") == 3 and again.grade("q1", "nope") is None
+
+
+def test_every_journal_line_carries_its_checksum(store) -> None:
+    store.add_query("q1", "brakes")
+    store.judge("q1", "brakes", 2)
+    for line in _lines(store.path):
+        checksum, _, body = line.rstrip(b"\n").partition(b" ")
+        assert sha256_bytes(body) == checksum.decode()
+        assert json.loads(body)["op"] in {"header", "query", "judge"}
+
+
+def test_lab_lives_beside_the_versions_and_survives_reindexing(tmp_path: Path, embedder) -> None:
+    report = IngestReport(DOCS, 0, (), 1, ())
+    collection = build_collection("kept", report, home=tmp_path, embedder=embedder)
+    store = open_judgments("kept", home=tmp_path)
+    store.add_query("q1", "refund")
+    store.judge("q1", "refund", 3)
+    assert lab_folder("kept", tmp_path) == collection.folder.parent / "lab"
+
+    build_collection("kept", report, home=tmp_path, embedder=embedder)  # a new version
+    assert open_judgments("kept", home=tmp_path).qrels() == {"q1": {"refund": 3}}
+
+
+def test_a_torn_last_line_is_dropped_and_cut_before_the_next_write(store) -> None:
+    store.add_query("q1", "brakes")
+    store.judge("q1", "brakes", 2)
+    with store.path.open("ab") as handle:
+        handle.write(b'0123 {"op":"judge","qid":"q1","doc":"ref')  # a crash mid-write
+
+    reopened = open_judgments("shop", store.set_name, store.path.parents[3])
+    assert reopened.qrels() == {"q1": {"brakes": 2}}
+    reopened.judge("q1", "refund", 1)
+    assert all(line.endswith(b"\n") for line in _lines(store.path))
+    assert open_judgments("shop", store.set_name, store.path.parents[3]).qrels() == {
+        "q1": {"brakes": 2, "refund": 1}
+    }
+
+
+def test_a_damaged_line_inside_the_journal_is_refused(store) -> None:
+    store.add_query("q1", "brakes")
+    store.judge("q1", "brakes", 2)
+    store.judge("q1", "refund", 0)
+    lines = _lines(store.path)
+    lines[2] = lines[2].replace(b'"grade":2', b'"grade":3')
+    store.path.write_bytes(b"".join(lines))
+    with pytest.raises(IntegrityError, match="line 3 is damaged"):
+        open_judgments("shop", store.set_name, store.path.parents[3])
+
+
+def test_compaction_keeps_only_live_records(store) -> None:
+    store.add_query("q1", "brakes")
+    store.add_query("q2", "refund")
+    for grade in (0, 1, 2, 3):
+        store.judge("q1", "brakes", grade)
+    store.judge("q2", "refund", 3)
+    store.remove_query("q2")
+    before = store.qrels()
+    store.compact()
+    assert len(_lines(store.path)) == 1 + 1 + 1  # header, q1, its judgment
+    assert store.qrels() == before == {"q1": {"brakes": 3}}
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.judge("missing", "brakes", 1), "unknown query 'missing'"),
+        (lambda s: s.judge("q1", "brakes", -1), "non-negative integer"),
+        (lambda s: s.judge("q1", "brakes", True), "non-negative integer"),
+        (lambda s: s.judge("q1", " brakes", 1), "surrounding spaces"),
+        (lambda s: s.add_query("q2", "  "), "non-empty text"),
+    ],
+    ids=["unknown-query", "negative", "bool", "spaces", "empty-text"],
+)
+def test_invalid_judgments_are_refused(store, call, message: str) -> None:
+    store.add_query("q1", "brakes")
+    with pytest.raises(ValueError, match=message):
+        call(store)
+
+
+def test_a_set_needs_an_existing_collection(lab_home: Path) -> None:
+    with pytest.raises(CollectionError, match="no collection named 'absent'"):
+        open_judgments("absent", home=lab_home)
+
+
+def _beir_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text(
+        '{"_id": "1", "text": "squealing brakes"}\n{"_id": "2", "text": "money back"}\n'
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n1\tbrakes\t2\n2\trefund\t3\n2\tbrakes\t0\n"
+    )
+    return folder
+
+
+def test_import_beir(store, tmp_path: Path) -> None:
+    report = import_judgments(store, "beir", _beir_folder(tmp_path))
+    assert (report.queries, report.judgments) == (2, 3)
+    assert store.qrels() == {"1": {"brakes": 2}, "2": {"refund": 3, "brakes": 0}}
+    assert {j.judge for j in store.judgments()} == {"import"}
+
+
+def test_import_trec_with_topics_and_ids_holding_spaces(store, tmp_path: Path) -> None:
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("7\tbrake noise\n")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("7 0 brakes 2\n7 0 my%20notes.txt 1\n")
+    import_judgments(store, "trec", qrels, queries=topics, judge="trec")
+    assert store.qrels() == {"7": {"brakes": 2, "my notes.txt": 1}}
+
+
+def test_import_trec_without_the_query_texts_names_the_file(store, tmp_path: Path) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("7 0 brakes 2\n")
+    with pytest.raises(InputError, match=r"qrels\.txt: 1 judged queries have no text"):
+        import_judgments(store, "trec", qrels)
+
+
+def test_import_csv_gives_queries_stable_ids(store, tmp_path: Path) -> None:
+    path = tmp_path / "judged.csv"
+    path.write_text("query,doc_id,grade\nsquealing brakes,brakes,3\nsquealing brakes,refund,0\n")
+    import_judgments(store, "csv", path)
+    import_judgments(store, "csv", path)  # idempotent: the same ids again
+    (qid,) = store.queries
+    assert qid.startswith("q-") and store.qrels() == {qid: {"brakes": 3, "refund": 0}}
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ("query,doc_id\nx,brakes\n", 1),
+        ("query,doc_id,grade\nx,brakes,high\n", 2),
+        ("query,doc_id,grade\nx,,2\n", 2),
+    ],
+)
+def test_bad_csv_names_file_and_line(store, tmp_path: Path, content: str, line: int) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(InputError, match=rf"bad\.csv, line {line}"):
+        import_judgments(store, "csv", path)
+
+
+def test_unknown_format_lists_the_valid_ones(store, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="valid: " + ", ".join(IMPORTERS)):
+        import_judgments(store, "xlsx", tmp_path / "x.xlsx")
+    with pytest.raises(ValueError, match="valid: trec, csv"):
+        export_judgments(store, "xlsx", tmp_path / "x.xlsx")
+
+
+def test_export_trec_qrels(store, tmp_path: Path) -> None:
+    store.add_query("q1", "brakes")
+    store.judge("q1", "refund", 0)
+    store.judge("q1", "my notes.txt", 2)
+    out = tmp_path / "out.qrels"
+    assert export_judgments(store, "trec", out) == 2
+    assert out.read_text() == "q1 0 my%20notes.txt 2\nq1 0 refund 0\n"
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@"])
+def test_csv_export_escapes_formulas_and_reads_back(store, tmp_path: Path, prefix: str) -> None:
+    query = f'{prefix}HYPERLINK("http://evil")'
+    store.add_query("q1", query)
+    store.judge("q1", f"{prefix}doc", 2, judge=f"{prefix}ana")
+    out = tmp_path / "out.csv"
+    export_judgments(store, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert rows[0]["query"] == "'" + query
+    assert rows[0]["doc_id"] == f"'{prefix}doc" and rows[0]["judge"] == f"'{prefix}ana"
+
+    copy = open_judgments("shop", store.set_name + "-copy", store.path.parents[3])
+    import_judgments(copy, "csv", out)
+    assert copy.qrels() == {"q1": {f"{prefix}doc": 2}}
+    assert copy.queries["q1"].text == query
+
+
+@pytest.mark.parametrize(
+    ("cell", "escaped"),
+    [("=1+1", "'=1+1"), ("plain", "plain"), ("\tx", "'\tx"), ("a=b", "a=b"), ("", "")],
+)
+def test_escape_cell(cell: str, escaped: str) -> None:
+    assert escape_cell(cell) == escaped
+
+
+@pytest.mark.parametrize("value", ["doc-1", "my notes.txt", "50%", "a\tb", "%20"])
+def test_trec_ids_round_trip(value: str) -> None:
+    encoded = to_trec_id(value)
+    assert len(encoded.split()) == 1 and from_trec_id(encoded) == value
+
+
+def test_sets_are_listed(lab_home: Path) -> None:
+    open_judgments("shop", "listed", lab_home).add_query("q", "brakes")
+    assert "listed" in list_judgment_sets("shop", lab_home)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from search_core.judgments import open_judgments
+
+    store = open_judgments("shop", "crash", sys.argv[1])
+    store.add_query("q1", "brakes")
+    n = 0
+    while True:
+        store.judge("q1", f"doc-{n}", n % 4, "robot")
+        print(n, flush=True)  # printed only once the judgment is on disk
+        n += 1
+    """
+)
+
+
+def test_sigkill_while_judging_loses_at_most_the_judgment_being_written(lab_home: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(lab_home)], stdout=subprocess.PIPE, env=env, text=True
+    )
+    assert child.stdout is not None
+    try:
+        acknowledged = [int(child.stdout.readline()) for _ in range(40)]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        rest, _ = child.communicate(timeout=60)
+    acknowledged += [int(n) for n in rest.split()]
+    assert child.returncode == -signal.SIGKILL
+    saved = open_judgments("shop", "crash", lab_home).qrels()["q1"]  # checksums verified
+    written = len(acknowledged)
+    assert {f"doc-{n}" for n in range(written)} <= set(saved)
+    assert len(saved) in (written, written + 1)
+    assert all(saved[f"doc-{n}"] == n % 4 for n in range(written))

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from search_core.collection import Collection, build_collection
+from search_core.errors import CollectionError, IntegrityError
+from search_core.evaluation import run_queries
+from search_core.ingest import IngestReport
+from search_core.lab import (
+    compare,
+    evaluate,
+    format_trec_run,
+    lab_metrics,
+    list_configs,
+    list_snapshots,
+    load_config,
+    load_snapshot,
+    parse_trec_run,
+    read_config_file,
+    save_config,
+    side_by_side,
+    take_snapshot,
+)
+from search_core.search import SearchParams
+from search_core.types import Document
+
+LONG = " ".join(["Brake pads wear and squeal when they are thin."] * 60)
+DOCS = (
+    Document("long", LONG),
+    Document("fluid", "Brake fluid should be replaced every two years."),
+    Document("refund", "Refunds are paid back within five days."),
+    Document("fuel", "Save money on fuel by checking tyre pressure."),
+)
+QUERIES = {"q1": "brake pads squeal", "q2": "refund money back", "q3": "xylophone"}
+QRELS = {"q1": {"long": 2, "fluid": 0, "fuel": 1}, "q2": {"refund": 3}, "q3": {"refund": 1}}
+
+
+def log2(x: float) -> float:
+    return math.log(x, 2)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory, embedder) -> Collection:
+    home = tmp_path_factory.mktemp("lab")
+    return build_collection("shop", IngestReport(DOCS, 0, (), 1, ()), home=home, embedder=embedder)
+
+
+@pytest.fixture
+def home(shop: Collection) -> Path:
+    return shop.folder.parent.parent
+
+
+def test_metrics_end_to_end_match_hand_computation(shop: Collection) -> None:
+    assert len(shop.chunks) > len(DOCS)  # the long document has several chunks
+    run = run_queries(shop, QUERIES, SearchParams(mode="bm25"))
+    # BM25 matches: q1 all chunks of "long" (brake, pad, squeal) then "fluid" (brake);
+    # q2 "refund" (refund, back) then "fuel" (money); q3 matches nothing.
+    assert [list(run[q]) for q in QUERIES] == [["long", "fluid"], ["refund", "fuel"], []]
+
+    report = evaluate(QRELS, run, k=3, queries=QUERIES)
+    # q1: relevant long (2) and fuel (1); ranked long, fluid (judged 0).
+    ndcg_q1 = (2 / log2(2)) / (2 / log2(2) + 1 / log2(3))
+    q1 = {"ndcg@3": ndcg_q1, "recall@3": 1 / 2, "mrr@3": 1.0, "precision@3": 1 / 3, "map": 1 / 2}
+    # q2: relevant refund (3), ranked first; fuel is not judged.
+    q2 = {"ndcg@3": 1.0, "recall@3": 1.0, "mrr@3": 1.0, "precision@3": 1 / 3, "map": 1.0}
+    q3 = dict.fromkeys(q1, 0.0)  # no result at all
+    rows = {row["query_id"]: row for row in report.per_query}
+    for qid, expected in {"q1": q1, "q2": q2, "q3": q3}.items():
+        for metric, value in expected.items():
+            assert rows[qid][metric] == pytest.approx(value), (qid, metric)
+    assert report.metrics == pytest.approx({m: (q1[m] + q2[m] + q3[m]) / 3 for m in q1})
+    assert [rows[q]["unjudged@3"] for q in QUERIES] == [0, 1, 0]
+    assert report.unjudged == 1 and report.unjudged_share == pytest.approx(1 / 4)
+    assert report.empty == ("q3",) and report.zero_result_share == pytest.approx(1 / 3)
+    assert (report.judged, report.queries) == (3, 3)
+    assert rows["q2"]["query"] == "refund money back" and rows["q2"]["results"] == 2
+
+
+def test_a_query_without_judgments_is_listed_but_not_scored() -> None:
+    report = evaluate({"q1": {"a": 1}}, {"q1": {"a": 2.0, "b": 1.0}, "ood": {}}, k=2)
+    rows = {row["query_id"]: row for row in report.per_query}
+    assert rows["ood"]["judged"] is False and rows["ood"]["ndcg@2"] is None
+    assert report.judged == 1 and report.zero_result_share == pytest.approx(1 / 2)
+    assert report.unjudged == 1 and report.unjudged_share == pytest.approx(1 / 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    grades=st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 3), min_size=1),
+    ranking=st.lists(st.sampled_from("abcdefghij"), unique=True, max_size=12),
+    k=st.integers(1, 12),
+)
+def test_metrics_stay_in_unit_interval(grades: dict, ranking: list, k: int) -> None:
+    run = {"q": {doc: float(len(ranking) - i) for i, doc in enumerate(ranking)}, "other": {}}
+    report = evaluate({"q": grades}, run, k=k)
+    for value in report.metrics.values():
+        assert 0.0 <= value <= 1.0 + 1e-9
+    assert 0.0 <= report.unjudged_share <= 1.0 and 0.0 <= report.zero_result_share <= 1.0
+
+
+def test_lab_metrics_names_and_invalid_k() -> None:
+    assert lab_metrics(5) == ("ndcg@5", "recall@5", "mrr@5", "precision@5", "map")
+    with pytest.raises(ValueError, match="at least 1"):
+        lab_metrics(0)
+
+
+QRELS_AB = {"q1": {"a": 1}, "q2": {"b": 2}, "q3": {"c": 1}}
+RUNS_AB = {
+    "base": {"q1": {"a": 2.0, "x": 1.0}, "q2": {"x": 2.0, "b": 1.0}, "q3": {"y": 1.0}},
+    "new": {"q1": {"a": 2.0, "x": 1.0}, "q2": {"b": 2.0, "x": 1.0}, "q3": {}},
+}
+
+
+def test_compare_tables_deltas_and_wins() -> None:
+    result = compare(QRELS_AB, RUNS_AB, k=2)
+    assert result.names == ("base", "new") and result.metric == "ndcg@2"
+    rows = {row["query_id"]: row for row in result.per_query}
+    # q1 unchanged; q2: b moves from rank 2 to 1; q3: nothing found either way.
+    assert rows["q1"]["delta:new"] == 0.0
+    assert rows["q2"]["base"] == pytest.approx(1 / log2(3))
+    assert rows["q2"]["delta:new"] == pytest.approx(1 - 1 / log2(3))
+    assert result.wins_ties_losses == {"new": {"wins": 1, "ties": 2, "losses": 0}}
+    table = {row["name"]: row for row in result.table}
+    assert table["new"]["ndcg@2"] == pytest.approx(2 / 3)
+    assert table["new"]["zero_result_share"] == pytest.approx(1 / 3)
+    assert 0.0 <= result.p_values["new"]["ndcg@2"] <= 1.0
+    assert set(result.significant["new"]) == set(lab_metrics(2))
+    assert json.loads(json.dumps(result.to_dict()))["baseline"] == "base"
+
+
+def test_identical_runs_tie_everywhere_with_p_value_one() -> None:
+    result = compare(QRELS_AB, {"a": RUNS_AB["base"], "b": RUNS_AB["base"]}, stat_test="fisher")
+    assert result.wins_ties_losses["b"] == {"wins": 0, "ties": 3, "losses": 0}
+    assert result.p_values["b"]["ndcg@10"] == pytest.approx(1.0)
+    assert not any(result.significant["b"].values())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"runs": {"only": RUNS_AB["base"]}}, "at least two runs"),
+        ({"stat_test": "anova"}, "valid: student, fisher, tukey"),
+        ({"metric": "bpref"}, "valid: ndcg@10"),
+    ],
+)
+def test_compare_refuses_bad_input(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        compare(QRELS_AB, **{"runs": RUNS_AB, **kwargs})
+
+
+def test_side_by_side_shows_ranks_in_every_list_and_grades() -> None:
+    view = side_by_side(QRELS_AB, RUNS_AB, "q2", k=2, titles={"b": "Bee"})
+    base, new = view.lists["base"], view.lists["new"]
+    assert [(d.doc_id, d.rank, d.grade) for d in base] == [("x", 1, None), ("b", 2, 2)]
+    assert base[1].ranks == {"base": 2, "new": 1} and base[1].title == "Bee"
+    assert new[0].ranks == {"base": 2, "new": 1}
+    rows = view.rows()
+    assert rows[0] == {
+        "rank": 1,
+        "base:doc": "x",
+        "base:grade": None,
+        "base:rank in new": 2,
+        "new:doc": "b",
+        "new:grade": 2,
+        "new:rank in base": 2,
+    }
+    with pytest.raises(ValueError, match="in none of the runs"):
+        side_by_side(QRELS_AB, RUNS_AB, "q9")
+
+
+def test_configs_save_load_list_and_detect_tampering(shop: Collection, home: Path) -> None:
+    params = SearchParams(mode="hybrid", rrf_k=20, vector_weight=0.5, threshold=0.2)
+    path = save_config("shop", "tuned", params, home)
+    assert load_config("shop", "tuned", home) == params
+    assert read_config_file(path) == params
+    assert "tuned" in list_configs("shop", home)
+    path.write_text(path.read_text().replace('"rrf_k": 20', '"rrf_k": 21'))
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        load_config("shop", "tuned", home)
+    with pytest.raises(CollectionError, match="no configuration named 'nope'"):
+        load_config("shop", "nope", home)
+
+
+def test_a_config_file_is_plain_search_params_json(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text('{"mode": "vector", "threshold": 0.3}')
+    assert read_config_file(path) == SearchParams(mode="vector", threshold=0.3)
+    path.write_text('{"mode": "vector", "treshold": 0.3}')
+    with pytest.raises(ValueError, match="unknown search settings"):
+        read_config_file(path)
+
+
+def test_snapshot_keeps_the_trec_run_time_and_metrics(shop: Collection, home: Path) -> None:
+    params = SearchParams(mode="bm25")
+    snapshot, report = take_snapshot(shop, "bm25", params, QUERIES, QRELS, k=3, home=home)
+    assert snapshot.metrics == report.metrics and snapshot.k == 3
+    trec = (home / "shop" / "lab" / "snapshots" / f"{snapshot.snapshot_id}.trec").read_text()
+    assert trec.splitlines()[0].split() == ["q1", "Q0", "long", "1", "100.0", "bm25"]
+
+    loaded = load_snapshot("shop", snapshot.snapshot_id, home)
+    assert loaded.run == snapshot.run  # the empty q3 included
+    assert loaded.params == params.to_dict() and loaded.zero_result_share == pytest.approx(1 / 3)
+    assert [s.snapshot_id for s in list_snapshots("shop", home)] == [snapshot.snapshot_id]
+
+    path = home / "shop" / "lab" / "snapshots" / f"{snapshot.snapshot_id}.trec"
+    path.write_text(trec.replace("long", "fluid", 1))
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        load_snapshot("shop", snapshot.snapshot_id, home)
+
+
+def test_trec_run_round_trip() -> None:
+    run = {"q 1": {"doc a": 3.0, "b": 2.0}, "q2": {}}
+    text = format_trec_run(run, tag="t")
+    assert text == "q%201 Q0 doc%20a 1 3.0 t\nq%201 Q0 b 2 2.0 t\n"
+    assert parse_trec_run(text, ["q 1", "q2"]) == run
