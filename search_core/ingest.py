@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path, PurePosixPath
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import pypdf
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
 
 from search_core.errors import InputError
 from search_core.types import Document, MetadataValue, PageSpan
@@ -126,9 +127,12 @@ class Limits:
     Attributes:
         max_file_size: largest file read, in bytes (also the uncompressed size of a zip entry).
         max_zip_total_size: largest total uncompressed size of one zip archive's entries.
-        max_compression_ratio: largest uncompressed/compressed size ratio of a zip entry.
-        min_size_for_ratio_check: entries smaller than this (uncompressed) skip the ratio check,
-            since a small, very repetitive file is harmless whatever its ratio.
+        max_compression_ratio: largest uncompressed/compressed size ratio of a zip entry, and
+            of a PDF's decoded page contents to the PDF's size (decoded contents are also capped
+            at ``max_file_size``).
+        min_size_for_ratio_check: entries (and PDF contents) smaller than this, uncompressed,
+            skip the ratio check, since a small, very repetitive file is harmless whatever its
+            ratio.
         max_files: most files (including zip entries) in one source.
         max_depth: deepest folder nesting walked.
         max_csv_field_size: longest CSV/TSV cell, in characters.
@@ -891,7 +895,7 @@ def _file_document(
 def _read_pdf(file: SourceFile, ctx: ReadContext) -> Iterator[Record]:
     with file.open() as stream:
         data = stream.read()
-    title, page_texts = _pdf_contents(file, data)
+    title, page_texts = _pdf_contents(file, data, ctx.limits)
     text, spans = _join_pages(page_texts)
     with_text = {span.page for span in spans}
     ctx.pages_without_text.extend(
@@ -901,8 +905,14 @@ def _read_pdf(file: SourceFile, ctx: ReadContext) -> Iterator[Record]:
     yield Record(_file_document(file, text, title, metadata, spans))
 
 
-def _pdf_contents(file: SourceFile, data: bytes) -> tuple[str | None, list[str]]:
-    """The PDF's title and the text of each page."""
+def _pdf_contents(file: SourceFile, data: bytes, limits: Limits) -> tuple[str | None, list[str]]:
+    """The PDF's title and the text of each page, refusing contents that expand too far."""
+    # A few KB of deflated zeros can decode to gigabytes (pypdf caps one stream at 75 MB, not
+    # their total), and pypdf keeps decoded streams: the budget bounds both memory and time.
+    budget = min(
+        limits.max_file_size,
+        max(limits.min_size_for_ratio_check, limits.max_compression_ratio * len(data)),
+    )
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         # Many PDFs are encrypted only against editing, with an empty password to read them.
@@ -910,12 +920,59 @@ def _pdf_contents(file: SourceFile, data: bytes) -> tuple[str | None, list[str]]
             raise InputError(file.name, "encrypted PDF, cannot read its text")
         info = reader.metadata
         title = info.title if info is not None else None
-        return title, [page.extract_text() for page in reader.pages]
+        texts: list[str] = []
+        decoded = 0
+        for number, page in enumerate(reader.pages, 1):
+            for size in _decoded_stream_sizes(page):
+                decoded += size
+                if decoded > budget:
+                    raise InputError(
+                        file.name,
+                        f"page {number}: the page contents expand to more than "
+                        f"{_megabytes(budget)} ({decoded / max(len(data), 1):.0f} times the "
+                        f"file's size; limits: ratio {limits.max_compression_ratio:g}, total "
+                        f"{_megabytes(limits.max_file_size)}); a PDF bomb?",
+                    )
+            texts.append(page.extract_text())
+        return title, texts
     except InputError:
         raise
     except Exception as exc:
         # pypdf raises many kinds of errors on damaged files; the user needs the file name.
         raise InputError(file.name, f"cannot read the PDF ({type(exc).__name__}: {exc})") from exc
+
+
+def _decoded_stream_sizes(page: pypdf.PageObject) -> Iterator[int]:
+    """Decoded size of each stream text extraction reads on a page.
+
+    Those are the page's content streams and its form XObjects (with theirs, recursively);
+    images are not decoded for text. A stream shared by several pages counts on each, as text
+    extraction parses it for each. pypdf keeps what it decodes here, so ``extract_text`` does
+    not decode it again.
+    """
+    seen: set[tuple[int, int]] = set()  # also stops a form listed among its own resources
+    pending: list[tuple[str, Any]] = [("contents", page.get("/Contents"))]
+    pending.append(("resources", page.get("/Resources")))
+    while pending:
+        role, item = pending.pop()
+        if isinstance(item, IndirectObject):
+            key = (item.idnum, item.generation)
+            if key in seen:
+                continue
+            seen.add(key)
+            item = item.get_object()
+        if isinstance(item, ArrayObject) and role == "contents":
+            pending.extend(("contents", part) for part in item)
+        elif isinstance(item, StreamObject):
+            if item.get("/Subtype") != "/Image":
+                yield len(item.get_data())
+                pending.append(("resources", item.get("/Resources")))
+        elif isinstance(item, DictionaryObject) and role == "resources":
+            xobjects = item.get("/XObject")
+            if isinstance(xobjects, IndirectObject):
+                xobjects = xobjects.get_object()
+            if isinstance(xobjects, DictionaryObject):
+                pending.extend(("contents", value) for value in xobjects.values())
 
 
 def _join_pages(page_texts: list[str]) -> tuple[str, tuple[PageSpan, ...]]:
