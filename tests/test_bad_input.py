@@ -43,7 +43,7 @@ from search_core.errors import InputError
 from search_core.ingest import IngestReport, Limits, read_source
 from search_core.search import search
 from search_core.types import Document
-from tests.test_ingest import encrypted_pdf, make_zip, pdf_bytes, write
+from tests.test_ingest import encrypted_pdf, make_zip, pdf_bytes, pdf_objects, write
 
 MB = 1024 * 1024
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
@@ -87,23 +87,6 @@ def pdf_with_streams(streams: list[bytes], filters: bytes) -> bytes:
             b"<< /Length %d /Filter %s >>\nstream\n%s\nendstream" % (len(stream), filters, stream)
         )
     return pdf_objects(objects)
-
-
-def pdf_objects(objects: list[bytes]) -> bytes:
-    """A PDF of the given objects (numbered from 1, the first the catalog), with its xref."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
 
 
 def self_drawing_form_pdf() -> bytes:

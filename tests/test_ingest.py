@@ -57,6 +57,11 @@ def pdf_bytes(pages: list[str | None]) -> bytes:
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
         )
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    return pdf_objects(objects)
+
+
+def pdf_objects(objects: list[bytes]) -> bytes:
+    """A PDF of the given objects (numbered from 1, the first the catalog), with its xref."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, 1):
