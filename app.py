@@ -1,4 +1,8 @@
-"""Search Explorer: the Streamlit entry point (navigation and shared setup only)."""
+"""Search Explorer: the Streamlit entry point (page setup and navigation only).
+
+Each page draws the sidebar's collection picker itself (``state.sidebar``), so a page also
+works when run alone, as ``AppTest.switch_page`` runs it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,13 @@ st.set_page_config(
 )
 
 navigation = st.navigation(
-    [st.Page("pages/search.py", title="Search", icon=":material/search:", default=True)]
+    [
+        st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
+        st.Page("pages/corpus.py", title="Corpus", icon=":material/folder_open:"),
+        st.Page("pages/search.py", title="Search", icon=":material/search:"),
+        st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
+        st.Page("pages/lab.py", title="Relevance lab", icon=":material/science:"),
+        st.Page("pages/health.py", title="Health", icon=":material/monitor_heart:"),
+    ]
 )
 navigation.run()

@@ -1,65 +1,284 @@
-"""Search page: open a collection and search it in vector, BM25 or hybrid mode."""
+"""Search: one query in vector, BM25 or hybrid mode, or all three side by side.
+
+Each result shows its text with the query's words highlighted, its score, why it is here (its
+rank and score from each retriever), and buttons to judge it. Below: the similarity of every
+candidate against the threshold, and the time each stage took.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+
 import streamlit as st
 
-from pages import state
-from search_core.search import search
-from search_core.settings import DEFAULT_THRESHOLD
+from pages import display, state
+from search_core.judgments import GRADE_LABELS, JudgmentStore
+from search_core.lab import save_config
+from search_core.search import SearchParams
+from search_core.settings import DEFAULT_RRF_K, DEFAULT_THRESHOLD
+from search_core.types import Hit, SearchResponse
+from search_core.vector_index import default_params
+
+MODES = {
+    "hybrid": "Hybrid",
+    "vector": "Vector",
+    "bm25": "BM25",
+    "all": "All three side by side",
+}
+MODE_HELP = (
+    "Vector finds passages that mean the same thing; BM25 finds the exact words and ids; "
+    "hybrid fuses both rankings (reciprocal rank fusion)."
+)
+
+
+def on_judge(store: JudgmentStore, query: str, doc_id: str, key: str) -> None:
+    """Save the grade picked for a result (or forget it when the pick is cleared)."""
+    grade = st.session_state.get(key)
+    try:
+        if grade is None:
+            state.judge_clear(store, query, doc_id)
+        else:
+            state.judge(store, query, doc_id, int(grade))
+    except state.USER_ERRORS as exc:
+        st.session_state["search_judge_error"] = str(exc)
+
+
+def show_hit(
+    hit: Hit, mode: str, query: str, store: JudgmentStore, grade: int | None, *, short: bool
+) -> None:
+    """One result: title, highlighted text, why it is here, and the judging buttons."""
+    with st.container(border=True):
+        st.markdown(display.hit_header(hit))
+        text = display.snippet(hit.text, 400) if short else hit.text
+        st.markdown(display.highlight(text, query))
+        st.caption(display.retriever_line(hit, mode))
+        if hit.metadata:
+            st.caption(display.md(" · ".join(f"{k}: {v}" for k, v in hit.metadata.items())))
+        digest = hashlib.sha256(query.encode("utf-8")).hexdigest()[:12]
+        key = f"judge_{digest}_{mode}_{hit.chunk_id}"
+        st.segmented_control(
+            "Judge: 0 not relevant … 3 perfect" if short else "Judge this result for the query",
+            list(GRADE_LABELS),
+            format_func=(lambda g: str(g)) if short else (lambda g: f"{g} {GRADE_LABELS[g]}"),
+            default=grade,
+            key=key,
+            on_change=on_judge,
+            args=(store, query, hit.doc_id, key),
+        )
+
+
+def summary(response: SearchResponse) -> str:
+    """One line about an answer: results, candidates, threshold cut, time."""
+    parts = [f"{len(response.hits)} results", f"{response.candidates} candidates considered"]
+    if response.below_threshold:
+        parts.append(f"{response.below_threshold} below the minimum similarity")
+    parts.append(f"{response.timings.total_ms:.0f} ms")
+    return " · ".join(parts)
+
 
 st.title("Search")
-collection = state.sidebar_collection()
-if collection is None:
-    st.stop()
+collection = state.current_collection()
+index = collection.vector_index
 
-query = st.text_input("Query", key="search_query", placeholder="Type a question, a phrase or an id")
-columns = st.columns(3)
-mode = columns[0].segmented_control(
-    "Mode",
-    ["hybrid", "vector", "bm25"],
-    default="hybrid",
-    key="search_mode",
-    help="hybrid fuses vector and BM25 rankings with reciprocal rank fusion",
+query = st.text_input(
+    "Query",
+    key="search_query",
+    placeholder="Type a question, a phrase or an id, e.g. customer charged twice",
+    persist_state="session",
 )
-k = columns[1].slider("Results", 1, 50, 10, key="search_k")
-threshold = columns[2].slider(
+left, middle, right = st.columns([2, 1, 1])
+mode = left.segmented_control(
+    "Mode",
+    list(MODES),
+    format_func=lambda m: MODES[m],
+    default="hybrid",
+    required=True,
+    key="search_mode",
+    help=MODE_HELP,
+    persist_state="session",
+)
+k = middle.slider("Results", 1, 50, 10, key="search_k", persist_state="session")
+threshold = right.slider(
     "Minimum similarity",
     0.0,
     1.0,
-    0.0,
+    DEFAULT_THRESHOLD,
     0.01,
     key="search_threshold",
-    help="vector and hybrid results less similar than this to the query are not shown",
+    help="Vector and hybrid results less similar than this to the query are dropped; with "
+    "none left, the answer is empty. BM25 ignores it.",
+    persist_state="session",
 )
+
+with st.expander("Index and fusion settings", key="search_settings_box"):
+    columns = st.columns(4)
+    nprobe = ef_search = None
+    defaults = index.params or default_params(index.kind, index.ntotal, index.dim)
+    if index.kind in ("ivf", "ivfpq"):
+        nprobe = columns[0].number_input(
+            "nprobe (lists searched)",
+            1,
+            int(defaults["nlist"]),
+            int(defaults.get("nprobe", 1)),
+            key=state.key(collection, "search_nprobe"),
+            help="More lists: closer to exact search, slower.",
+            persist_state="session",
+        )
+    elif index.kind == "hnsw":
+        ef_search = columns[0].number_input(
+            "efSearch (graph breadth)",
+            1,
+            4096,
+            int(defaults.get("ef_search", 128)),
+            key=state.key(collection, "search_ef_search"),
+            help="Wider: closer to exact search, slower.",
+            persist_state="session",
+        )
+    else:
+        columns[0].caption("This collection's flat index is exact: no speed setting to tune.")
+    rrf_k = columns[1].number_input(
+        "RRF k",
+        1.0,
+        1000.0,
+        float(DEFAULT_RRF_K),
+        1.0,
+        key="search_rrf_k",
+        help="Hybrid: a larger k flattens the difference between ranks.",
+        persist_state="session",
+    )
+    vector_weight = columns[2].slider(
+        "Vector weight", 0.0, 2.0, 1.0, 0.05, key="search_vector_weight", persist_state="session"
+    )
+    bm25_weight = columns[3].slider(
+        "BM25 weight", 0.0, 2.0, 1.0, 0.05, key="search_bm25_weight", persist_state="session"
+    )
+    collapse = st.toggle("One result per document", key="search_collapse", persist_state="session")
+
+filters: dict[str, object] = {}
+fields = state.metadata_fields(collection)
+with st.expander("Filters", key="search_filters_box"):
+    if not fields:
+        st.caption("This collection's documents have no metadata to filter on.")
+    chosen = st.multiselect(
+        "Filter on",
+        list(fields),
+        key=state.key(collection, "search_filter_fields"),
+        persist_state="session",
+    )
+    for name in chosen:
+        field = fields[name]
+        label = display.md(name)
+        if field.numeric and field.low < field.high:
+            whole = all(float(v).is_integer() for v in field.values)
+            low, high = (int(field.low), int(field.high)) if whole else (field.low, field.high)
+            picked = st.slider(
+                f"{label} between",
+                low,
+                high,
+                (low, high),
+                key=state.key(collection, f"search_filter_range_{name}"),
+            )
+            filters[name] = {"gte": picked[0], "lte": picked[1]}
+        else:
+            values = st.multiselect(
+                f"{label} is one of",
+                list(field.values),
+                key=state.key(collection, f"search_filter_values_{name}"),
+            )
+            if values:
+                filters[name] = values if len(values) > 1 else values[0]
+
+try:
+    params = SearchParams(
+        mode=mode if mode in ("vector", "bm25", "hybrid") else "hybrid",
+        k=k,
+        threshold=threshold,
+        rrf_k=rrf_k,
+        vector_weight=vector_weight,
+        bm25_weight=bm25_weight,
+        nprobe=nprobe,
+        ef_search=ef_search,
+        filters=filters or None,
+        collapse=collapse,
+    )
+except ValueError as exc:
+    display.error(exc)
+    st.stop()
+st.session_state["search_params"] = params.to_dict()
+
+with st.popover("Save these settings", icon=":material/save:", key="search_save_menu"):
+    config_name = st.text_input("Configuration name", "my-settings", key="search_config_name")
+    if st.button("Save for the relevance lab", key="search_save_config"):
+        try:
+            save_config(collection.name, config_name, params)
+            st.success(f"Saved {display.md(config_name)} ({params.mode} mode).")
+        except state.USER_ERRORS as exc:
+            display.error(exc)
+
 if not query.strip():
     st.caption("Type a query to search the collection.")
     st.stop()
 
-response = search(collection, query, mode or "hybrid", k, threshold=threshold)
-timings = response.timings
-st.caption(
-    f"{len(response.hits)} results in {timings.total_ms:.0f} ms "
-    f"(embed {timings.embed_ms:.0f} ms, vector {timings.vector_ms:.1f} ms, "
-    f"BM25 {timings.bm25_ms:.1f} ms, fusion {timings.fusion_ms:.1f} ms)"
-)
-if not response.hits:
-    st.info(
-        "No result is similar enough to this query. "
-        + (
-            f"{response.below_threshold} candidates were below the minimum similarity."
-            if response.below_threshold
-            else ""
+modes = ["vector", "bm25", "hybrid"] if mode == "all" else [params.mode]
+try:
+    responses = {m: state.search(collection, query, replace(params, mode=m)) for m in modes}
+    store = state.judgments(collection)
+    grades = state.grades_for(store, query)
+except state.USER_ERRORS as exc:
+    display.error(exc)
+    st.stop()
+st.session_state["last_query"] = query
+if problem := st.session_state.pop("search_judge_error", None):
+    display.error(problem)
+
+# one mode: results on the left, their scores and timings beside them; all three: below
+results, charts = (st.container(), st.container()) if mode == "all" else st.columns([3, 2])
+with results:
+    if mode == "all":
+        for column, (m, response) in zip(st.columns(3), responses.items(), strict=True):
+            with column:
+                st.subheader(MODES[m])
+                st.caption(summary(response))
+                if not response.hits:
+                    st.info("No result.")
+                for hit in response.hits:
+                    show_hit(hit, m, query, store, grades.get(hit.doc_id), short=True)
+    else:
+        response = responses[params.mode]
+        st.caption(summary(response))
+        if not response.hits:
+            st.info(
+                f"No result. All {response.below_threshold} candidates were less similar to the "
+                "query than the minimum similarity: the collection probably does not cover it."
+                if response.below_threshold
+                else "No result: no document matches."
+            )
+        for hit in response.hits:
+            show_hit(hit, params.mode, query, store, grades.get(hit.doc_id), short=False)
+
+with charts:
+    st.subheader("Scores and timings")
+    embedded = [r for m, r in responses.items() if m != "bm25"]
+    if embedded:
+        chart = embedded[0]
+        st.plotly_chart(
+            display.score_chart(
+                chart.candidate_similarities,
+                threshold,
+                [h.similarity for h in chart.hits if h.similarity is not None],
+            ),
+            key="search_score_chart",
         )
+        st.caption(
+            f"Cosine similarity to the query of the {len(chart.candidate_similarities)} "
+            f"candidates the {chart.mode} search considered. Those left of the red line are "
+            "below the minimum similarity and never shown; triangles mark the results shown."
+        )
+    else:
+        st.caption("BM25 does not embed the query, so there is no similarity to chart.")
+    st.plotly_chart(
+        display.timings_chart({MODES[m]: r.timings for m, r in responses.items()}),
+        key="search_timings_chart",
     )
-for hit in response.hits:
-    with st.container(border=True):
-        st.text(f"#{hit.rank}  {hit.title or hit.doc_id}")
-        st.text(hit.text)
-        parts = [f"score {hit.score:.4f}", f"document {hit.doc_id}"]
-        if hit.similarity is not None:
-            parts.append(f"similarity {hit.similarity:.3f}")
-        for name, retriever in (("vector", hit.vector), ("BM25", hit.bm25)):
-            if retriever.rank is not None:
-                parts.append(f"{name} rank {retriever.rank}")
-        st.caption(" · ".join(parts))
+    st.caption("Time each stage of the search took for this query, in milliseconds.")

@@ -1,75 +1,800 @@
-"""App-side helpers shared by the pages: cached loaders and the open collection.
+"""App-side state shared by the pages: cached loaders, the open collection, builds and actions.
 
-Only this module holds Streamlit caches; the pages call it and ``search_core``.
+Only this module holds Streamlit caches: ``st.cache_resource`` for what is kept in memory and
+shared (opened collections, judgment sets, maps with their fitted UMAP model, which cannot be
+pickled) and ``st.cache_data`` for tables computed from one collection version (document
+previews, runs, sweeps, ANN health). Every cache key holds the collections home, the
+collection's name and its version, so a rebuilt collection is never served from a stale entry.
+
+What a session chooses, the open collection, its uploads, its recent searches, lives in
+``st.session_state`` and nowhere else: two browser sessions never see each other's choices.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-from search_core.collection import Collection, list_collections, open_collection
+from pages import display
+from search_core.collection import (
+    BuildOptions,
+    Collection,
+    CollectionInfo,
+    build_collection,
+    list_collections,
+    open_collection,
+    read_manifest,
+    validate_name,
+)
+from search_core.errors import InputError, SearchExplorerError
+from search_core.evaluation import Qrels, RunDict, run_queries
+from search_core.ingest import FieldMap, IngestReport, list_fields, preview_source
+from search_core.judgments import (
+    DEFAULT_SET,
+    ImportReport,
+    JudgmentStore,
+    import_judgments,
+    open_judgments,
+)
+from search_core.lab import list_configs, load_config
+from search_core.projection import Projection, ProjectionSettings, project
+from search_core.search import SearchParams, run_search
 from search_core.settings import collections_home
+from search_core.sweeps import (
+    AnnHealth,
+    SweepResult,
+    ann_health,
+    ann_sweep,
+    fusion_sweep,
+    threshold_sweep,
+)
+from search_core.telemetry import QUERY_LOG, collection_reference
+from search_core.types import SearchResponse
 
 SAMPLE_NAME = "sample"
 SAMPLE_SOURCE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE_QRELS = SAMPLE_SOURCE / "qrels" / "test.tsv"
+
+USER_ERRORS: tuple[type[Exception], ...] = (SearchExplorerError, ValueError, OSError)
+"""What the engine raises on purpose (and file errors): shown as a message, never a traceback."""
+
+OPEN_KEY = "open_collection"
+"""Session key of the open collection."""
+_PICKER = "sidebar_collection"
+_OPEN_NEXT = "_open_next"
+_SET_KEY = "judgment_set"
+_RESPONSES = "_responses"
+_KEPT_RESPONSES = 16
 
 
-@st.cache_resource(show_spinner="Opening the collection...")
-def load_collection(name: str, built_at: str) -> Collection:
-    """An opened collection, cached per name and build time (a rebuild gives a new entry)."""
-    return open_collection(name)
+# --------------------------------------------------------------------------- the open collection
 
 
-def collection_names() -> dict[str, str]:
-    """Saved collections, name to build time."""
-    return {info.name: info.created_at for info in list_collections()}
+def home() -> str:
+    """The collections home of this process, as part of every cache key."""
+    return str(collections_home().resolve())
 
 
-def home_label() -> str:
-    """Where collections are stored, for captions."""
-    return str(collections_home())
+@st.cache_resource(show_spinner="Opening the collection...", max_entries=8)
+def _collection(home: str, name: str, version: str) -> Collection:
+    return open_collection(name, home)
 
 
-def sidebar_collection() -> Collection | None:
-    """Show the collection picker in the sidebar and return the open collection, if any."""
-    names = collection_names()
-    if not names:
-        st.sidebar.info("No collection yet.")
-        st.info(
-            "Search Explorer indexes a corpus and lets you search it in vector, BM25 or hybrid "
-            "mode. Build the bundled sample collection to start."
+def collections() -> dict[str, CollectionInfo]:
+    """Saved collections by name."""
+    return {info.name: info for info in list_collections()}
+
+
+def open_later(name: str) -> None:
+    """Open a collection at the next run (after a build, when the sidebar is already drawn)."""
+    st.session_state[_OPEN_NEXT] = name
+
+
+def choose(name: str) -> None:
+    """Open a collection now: for a button's ``on_click``, which runs before the sidebar."""
+    st.session_state[OPEN_KEY] = name
+
+
+def sync_widget(key: str, value: Any) -> None:
+    """Show ``value`` in a picker whose choice is kept elsewhere (call before drawing it)."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
+
+
+def _picked() -> None:
+    st.session_state[OPEN_KEY] = st.session_state[_PICKER]
+
+
+def sidebar() -> None:
+    """The collection picker in the sidebar; every page shows which collection is open.
+
+    The open collection is kept under its own session key, not only as the picker's widget
+    value, so that it survives whatever happens to widget state between pages.
+    """
+    infos = collections()
+    pending = st.session_state.pop(_OPEN_NEXT, None)
+    if pending in infos:
+        st.session_state[OPEN_KEY] = pending
+    with st.sidebar:
+        if not infos:
+            st.session_state.pop(OPEN_KEY, None)
+            st.caption("No collection is open yet.")
+            return
+        if st.session_state.get(OPEN_KEY) not in infos:
+            st.session_state[OPEN_KEY] = SAMPLE_NAME if SAMPLE_NAME in infos else next(iter(infos))
+        name = st.session_state[OPEN_KEY]
+        sync_widget(_PICKER, name)
+        st.selectbox(
+            "Open collection",
+            list(infos),
+            key=_PICKER,
+            on_change=_picked,
+            help="Every page works on this collection. Build or delete collections on Corpus.",
         )
-        if st.button("Build the sample collection", key="build_sample", type="primary"):
-            build_sample()
-            st.rerun()
+        info = infos[name]
+        st.caption(
+            f"{info.documents:,} documents · {info.chunks:,} chunks · {info.index_kind} index"
+        )
+
+
+def current_collection() -> Collection:
+    """Draw the sidebar and return the collection this session has open.
+
+    Without one, says where to start and stops the page.
+    """
+    sidebar()
+    name = st.session_state.get(OPEN_KEY)
+    if not name:
+        st.info(
+            "No collection is open. Open the sample collection on the Start page, "
+            "or build one from your own files on the Corpus page."
+        )
+        st.page_link("pages/home.py", label="Start", icon=":material/home:")
+        st.page_link("pages/corpus.py", label="Corpus", icon=":material/folder_open:")
+        st.stop()
+    try:
+        _, manifest = read_manifest(name)
+        return _collection(home(), name, str(manifest["version"]))
+    except USER_ERRORS as exc:
+        display.error(exc)
+        st.stop()
+
+
+def key(collection: Collection, name: str) -> str:
+    """A widget key for a setting that depends on the collection (its fields, its index).
+
+    Each collection gets its own widget, so a value chosen for one (a field, a sample size)
+    is never offered to another that cannot take it.
+    """
+    return f"{name}@{collection.name}"
+
+
+def version(collection: Collection) -> str:
+    """The collection's version (part of cache keys)."""
+    return str(collection.manifest.get("version", ""))
+
+
+# --------------------------------------------------------------------------- building
+
+
+STAGE_LABELS = {
+    "read": "Reading the files",
+    "chunk": "Cutting documents into chunks",
+    "embed": "Embedding the chunks",
+    "index": "Building the indexes",
+    "save": "Saving",
+}
+STAGE_SPANS = {
+    "read": (0.0, 0.05),
+    "chunk": (0.05, 0.15),
+    "embed": (0.15, 0.95),
+    "index": (0.95, 0.98),
+    "save": (0.98, 1.0),
+}
+"""Share of the progress bar each build stage fills: embedding takes nearly all the time."""
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in plain words: ``a few seconds``, ``40 s``, ``2 min 10 s``."""
+    if seconds < 5:
+        return "a few seconds"
+    if seconds < 60:
+        return f"{round(seconds / 5) * 5:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+class BuildProgress:
+    """Turns a build's ``progress(stage, done, total)`` calls into a bar with the time left.
+
+    The time left is estimated from the embedding rate measured so far (embedding takes nearly
+    all of a build's time); before the first batch of vectors there is no estimate yet.
+
+    Args:
+        show: draws the bar, as ``show(fraction, text)``.
+        clock: a monotonic clock in seconds (a test passes its own).
+    """
+
+    def __init__(
+        self, show: Callable[[float, str], Any], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.show = show
+        self.clock = clock
+        self._embed_start: tuple[float, int] | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        low, high = STAGE_SPANS.get(stage, (0.0, 1.0))
+        share = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
+        label = STAGE_LABELS.get(stage, stage)
+        counts = f": {done:,} of {total:,}" if stage in ("chunk", "embed") else ""
+        self.show(
+            low + (high - low) * share, f"{label}{counts} · {self.time_left(stage, done, total)}"
+        )
+
+    def time_left(self, stage: str, done: int, total: int) -> str:
+        """The estimate shown next to the bar."""
+        if stage in ("index", "save"):
+            return "almost done"
+        if stage != "embed":
+            return "estimating the time left"
+        now = self.clock()
+        if self._embed_start is None:
+            self._embed_start = (now, done)
+        started, first = self._embed_start
+        if done <= first or now - started <= 0:
+            return "estimating the time left"
+        seconds = (total - done) * (now - started) / (done - first)
+        return f"about {format_duration(seconds)} left"
+
+
+def progress_callback(bar: Any, label: str) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that moves a ``st.progress`` bar."""
+
+    def update(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: {done:,} of {total:,}")
+
+    return update
+
+
+def build(name: str, source: str | Path | IngestReport, options: BuildOptions) -> Collection | None:
+    """Build a collection with a progress bar; a failure is shown and leaves any old one as it was.
+
+    Returns:
+        The new collection, or None when the build failed (the message is on the page).
+    """
+    bar = st.progress(0.0, text="Starting the build · estimating the time left")
+    try:
+        collection = build_collection(
+            name, source, options, progress=BuildProgress(lambda f, t: bar.progress(f, text=t))
+        )
+    except USER_ERRORS as exc:
+        display.error(exc)
         return None
-    default = list(names).index(SAMPLE_NAME) if SAMPLE_NAME in names else 0
-    name = st.sidebar.selectbox("Collection", list(names), index=default, key="collection_name")
-    collection = load_collection(name, names[name])
-    counts = collection.manifest["counts"]
-    st.sidebar.caption(f"{counts['documents']} documents, {counts['chunks']} chunks")
+    finally:
+        bar.empty()
+    # whatever was kept for an older version of this name is stale now
+    st.cache_data.clear()
+    _collection.clear()
+    _projection.clear()
     return collection
 
 
-def build_sample() -> None:
-    """Build the sample collection with a progress bar."""
-    from search_core.collection import build_collection
+def build_sample() -> bool:
+    """Build the bundled sample collection with a progress bar, and open it at the next run.
 
-    bar = st.progress(0.0, text="Reading the sample corpus...")
-    labels = {
-        "read": "Reading",
-        "chunk": "Chunking",
-        "embed": "Embedding",
-        "index": "Indexing",
-        "save": "Saving",
+    Returns:
+        Whether it was built (a failure is shown on the page).
+    """
+    if build(SAMPLE_NAME, SAMPLE_SOURCE, BuildOptions()) is None:
+        return False
+    open_later(SAMPLE_NAME)
+    return True
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A file name that stays inside its folder and is not hidden (hidden files are skipped)."""
+    base = _UNSAFE_NAME.sub("_", Path(name.replace("\\", "/")).name).strip(" .") or "upload"
+    return base
+
+
+def session_folder() -> Path:
+    """This session's own temporary folder (uploads are written here, never shared)."""
+    root = st.session_state.get("_session_folder")
+    if not root or not Path(root).is_dir():
+        root = tempfile.mkdtemp(prefix="search-explorer-session-")
+        st.session_state["_session_folder"] = root
+    return Path(root)
+
+
+def save_uploads(files: Sequence[Any]) -> Path:
+    """Write this session's uploaded corpus files into its own temporary folder.
+
+    Returns:
+        The source to read: the file itself when there is one, else the folder.
+    """
+    signature = [(f.file_id, f.name, f.size) for f in files]
+    saved = st.session_state.get("_upload")
+    if saved and saved["signature"] == signature and Path(saved["source"]).exists():
+        return Path(saved["source"])
+    folder = session_folder() / f"corpus-{time.time_ns()}"
+    folder.mkdir(parents=True)
+    if saved:
+        shutil.rmtree(Path(saved["folder"]), ignore_errors=True)
+    names: list[str] = []
+    for upload in files:
+        name = safe_file_name(upload.name)
+        stem, suffix = Path(name).stem, Path(name).suffix
+        count = 1
+        while name in names:
+            count += 1
+            name = f"{stem}-{count}{suffix}"
+        (folder / name).write_bytes(upload.getvalue())
+        names.append(name)
+    source = folder / names[0] if len(names) == 1 else folder
+    st.session_state["_upload"] = {
+        "signature": signature,
+        "source": str(source),
+        "folder": str(folder),
     }
+    return source
 
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.progress(
-            min(done / max(total, 1), 1.0), text=f"{labels.get(stage, stage)}: {done} of {total}"
+
+IMPORT_LAYOUT = {
+    "csv": {"judgments": "judgments.csv"},
+    "trec": {"judgments": "qrels.txt", "queries": "topics"},
+    "beir": {"judgments": "qrels/test.tsv", "queries": "queries.jsonl"},
+}
+"""Where each uploaded file of a judgment import goes (BEIR needs its folder layout)."""
+
+
+def import_uploads(store: JudgmentStore, fmt: str, uploads: Mapping[str, Any]) -> ImportReport:
+    """Import uploaded judgment files into a set, laid out as the format expects.
+
+    Args:
+        store: the judgment set.
+        fmt: ``csv``, ``trec`` or ``beir``.
+        uploads: ``judgments`` and, for trec and beir, ``queries``: uploaded files.
+
+    Raises:
+        InputError, ValueError: a file cannot be read (the message names the line).
+    """
+    folder = session_folder() / f"import-{time.time_ns()}"
+    paths: dict[str, Path] = {}
+    for role, relative in IMPORT_LAYOUT[fmt].items():
+        upload = uploads.get(role)
+        if upload is None:
+            continue
+        name = relative
+        if role == "queries" and fmt == "trec":  # TSV or JSONL topics: keep the extension
+            name = relative + (".jsonl" if upload.name.lower().endswith(".jsonl") else ".tsv")
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(upload.getvalue())
+        paths[role] = path
+    if "judgments" not in paths:
+        raise ValueError("choose the file of judgments to import")
+    try:
+        if fmt == "beir":
+            return import_judgments(store, "beir", folder, judge=judge_name())
+        if fmt == "trec":
+            return import_judgments(
+                store, "trec", paths["judgments"], queries=paths.get("queries"), judge=judge_name()
+            )
+        return import_judgments(store, fmt, paths["judgments"], judge=judge_name())
+    except InputError as exc:  # name the uploaded file, not this session's temporary copy
+        names = {str(path): uploads[role].name for role, path in paths.items()}
+        raise InputError(names.get(exc.path, Path(exc.path).name), exc.problem, exc.line) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@st.cache_data(show_spinner="Reading the columns...", max_entries=16)
+def fields_of(source: str, stamp: float) -> list[str]:
+    """Columns and JSON keys of a source (``stamp``: its modification time, for the cache)."""
+    return list_fields(source)
+
+
+@st.cache_data(show_spinner="Reading the first documents...", max_entries=16)
+def preview_of(source: str, stamp: float, fields: FieldMap, n: int = 20) -> IngestReport:
+    """The first documents of a source, as they would be indexed."""
+    return preview_source(source, fields, n)
+
+
+def stamp(path: Path) -> float:
+    """Modification time of a file or folder, for cache keys."""
+    return path.stat().st_mtime
+
+
+@st.cache_resource(show_spinner="Loading the model's tokenizer...")
+def embedder(model: str | None) -> Any:
+    """The embedding model (for chunk previews: its tokenizer and sequence length)."""
+    from search_core.embedding import shared_embedder
+
+    return shared_embedder(model)
+
+
+# --------------------------------------------------------------------------- searching
+
+
+def search(collection: Collection, query: str, params: SearchParams) -> SearchResponse:
+    """Search, reusing this session's answer when the same search was just made.
+
+    Streamlit reruns a page on every click (judging a result, say); searching again each
+    time would also log the same query again in the latency figures.
+    """
+    key = json.dumps([collection.name, version(collection), query, params.to_dict()], default=str)
+    kept: dict[str, SearchResponse] = st.session_state.setdefault(_RESPONSES, {})
+    if key in kept:
+        return kept[key]
+    response = run_search(collection, query, params)
+    QUERY_LOG.record(collection.name, response)
+    kept[key] = response
+    while len(kept) > _KEPT_RESPONSES:
+        kept.pop(next(iter(kept)))
+    return response
+
+
+@dataclass(frozen=True)
+class FieldSummary:
+    """What a metadata field holds, for filters and map colours.
+
+    Attributes:
+        name: the field.
+        numeric: every value is a number.
+        low: the smallest number (numeric fields).
+        high: the largest number (numeric fields).
+        values: the distinct values, most common first (at most 200).
+        count: documents that have the field.
+    """
+
+    name: str
+    numeric: bool
+    low: float
+    high: float
+    values: tuple[Any, ...]
+    count: int
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _fields(home: str, name: str, version: str) -> dict[str, FieldSummary]:
+    collection = _collection(home, name, version)
+    seen: dict[str, list[Any]] = {}
+    for document in collection.documents:
+        for field, value in document.metadata.items():
+            if value is not None:
+                seen.setdefault(field, []).append(value)
+    summaries = {}
+    for field, values in sorted(seen.items()):
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        counts: dict[Any, int] = {}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        common = tuple(sorted(counts, key=lambda v: (-counts[v], str(v)))[:200])
+        summaries[field] = FieldSummary(
+            field,
+            numeric,
+            float(min(values)) if numeric else 0.0,
+            float(max(values)) if numeric else 0.0,
+            common,
+            len(values),
         )
+    return summaries
 
-    build_collection(SAMPLE_NAME, SAMPLE_SOURCE, progress=progress)
-    bar.empty()
+
+def metadata_fields(collection: Collection) -> dict[str, FieldSummary]:
+    """The collection's metadata fields."""
+    return _fields(home(), collection.name, version(collection))
+
+
+# --------------------------------------------------------------------------- judgments
+
+
+def judgment_set() -> str:
+    """The judgment set this session works on."""
+    return str(st.session_state.get(_SET_KEY, DEFAULT_SET))
+
+
+def use_judgment_set(name: str) -> None:
+    """Work on another judgment set."""
+    st.session_state[_SET_KEY] = name
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _store(home: str, name: str, set_name: str) -> JudgmentStore:
+    return open_judgments(name, set_name, home)
+
+
+def judgments(collection: Collection) -> JudgmentStore:
+    """This session's judgment set of the collection (shared on disk by everyone judging it)."""
+    return _store(home(), collection.name, judgment_set())
+
+
+def query_id_for(store: JudgmentStore, text: str) -> str:
+    """The id of a query in a set: the query with this text, else the id an import would give."""
+    for query in store.queries.values():
+        if query.text == text:
+            return query.query_id
+    return "q-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def judge(store: JudgmentStore, query: str, doc_id: str, grade: int) -> None:
+    """Record a grade for a document and a query, adding the query to the set when it is new."""
+    query_id = query_id_for(store, query)
+    if query_id not in store.queries:
+        store.add_query(query_id, query)
+    store.judge(query_id, doc_id, grade, judge=judge_name())
+
+
+def judge_clear(store: JudgmentStore, query: str, doc_id: str) -> None:
+    """Forget the grade of a document for a query."""
+    query_id = query_id_for(store, query)
+    if query_id in store.queries:
+        store.remove_judgment(query_id, doc_id)
+
+
+def judge_name() -> str:
+    """Who is judging, as recorded with each judgment."""
+    return str(st.session_state.get("judge_name") or "app")
+
+
+def grades_for(store: JudgmentStore, query: str) -> dict[str, int]:
+    """The grades given for a query's documents (empty when the query is not in the set)."""
+    query_id = query_id_for(store, query)
+    return (
+        {j.doc_id: j.grade for j in store.judgments(query_id)} if query_id in store.queries else {}
+    )
+
+
+# --------------------------------------------------------------------------- lab tables
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _run(home: str, name: str, version: str, params: str, queries: str) -> RunDict:
+    collection = _collection(home, name, version)
+    return run_queries(collection, json.loads(queries), SearchParams.from_dict(json.loads(params)))
+
+
+def run(collection: Collection, params: SearchParams, queries: Mapping[str, str]) -> RunDict:
+    """Run a query set with a configuration (kept per collection version and settings)."""
+    return _run(
+        home(), collection.name, version(collection), _json(params.to_dict()), _json(dict(queries))
+    )
+
+
+_SWEEPS: dict[str, Callable[..., SweepResult]] = {
+    "threshold": threshold_sweep,
+    "fusion": fusion_sweep,
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _sweep(
+    home: str, name: str, version: str, kind: str, queries: str, qrels: str, params: str
+) -> SweepResult:
+    collection = _collection(home, name, version)
+    texts, judged = json.loads(queries), json.loads(qrels)
+    if kind == "ann":
+        return ann_sweep(collection, texts, judged)
+    base = SearchParams.from_dict(json.loads(params))
+    return _SWEEPS[kind](collection, texts, judged, base)
+
+
+def sweep(
+    collection: Collection,
+    kind: str,
+    queries: Mapping[str, str],
+    qrels: Qrels,
+    params: SearchParams,
+) -> SweepResult:
+    """A threshold, fusion or ANN sweep (kept per collection version, queries and settings)."""
+    return _sweep(
+        home(),
+        collection.name,
+        version(collection),
+        kind,
+        _json(dict(queries)),
+        _json(qrels),
+        _json(params.to_dict()),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _ann_health(home: str, name: str, version: str) -> AnnHealth:
+    return ann_health(_collection(home, name, version))
+
+
+def index_health(collection: Collection) -> AnnHealth:
+    """Recall of the index against exact search, and memory per index kind."""
+    return _ann_health(home(), collection.name, version(collection))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _reference(home: str, name: str, version: str) -> tuple[list[float], bool]:
+    values, recorded = collection_reference(_collection(home, name, version))
+    return values.tolist(), recorded
+
+
+def similarity_reference(collection: Collection) -> tuple[np.ndarray, bool]:
+    """The collection's reference distribution of top-result similarities (and whether it was
+    recorded at build time)."""
+    values, recorded = _reference(home(), collection.name, version(collection))
+    return np.asarray(values), recorded
+
+
+# --------------------------------------------------------------------------- maps
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _projection(home: str, name: str, version: str, settings: ProjectionSettings) -> Projection:
+    return project(_collection(home, name, version), settings)
+
+
+def projection(collection: Collection, settings: ProjectionSettings) -> Projection:
+    """The collection's map (from memory, the disk cache, or fitted now)."""
+    return _projection(home(), collection.name, version(collection), settings)
+
+
+def by_difference(queries: Mapping[str, str], result: Any) -> list[str]:
+    """Query ids, those where the compared runs differ most first (as they are, for one run)."""
+    rows = getattr(result, "per_query", ())
+    gap = {
+        row["query_id"]: max((abs(v) for c, v in row.items() if c.startswith("delta:")), default=0)
+        for row in rows
+        if isinstance(row, Mapping) and "query_id" in row
+    }
+    return sorted(queries, key=lambda q: -gap.get(q, 0.0))
+
+
+# --------------------------------------------------------------------------- lab edits
+
+
+def validate_set_name(name: str) -> str:
+    """Check the name of a new judgment set (the rules of collection names)."""
+    return validate_name(name.strip())
+
+
+def is_sample(collection: Collection) -> bool:
+    """Whether a collection was built from the bundled sample data."""
+    source = Path(str(collection.manifest.get("source", {}).get("path", "")))
+    try:
+        same = source.resolve() == SAMPLE_SOURCE.resolve()
+    except OSError:
+        same = False
+    return same or collection.name == SAMPLE_NAME
+
+
+def import_sample(store: JudgmentStore) -> ImportReport:
+    """Import the sample's judged queries (BEIR queries.jsonl and qrels/test.tsv)."""
+    return import_judgments(store, "beir", SAMPLE_SOURCE, judge="sample")
+
+
+def configurations(collection: Collection) -> dict[str, SearchParams]:
+    """The collection's saved configurations (a damaged one is left out and reported)."""
+    found = {}
+    for name in list_configs(collection.name):
+        try:
+            found[name] = load_config(collection.name, name)
+        except USER_ERRORS as exc:
+            display.error(exc)
+    return found
+
+
+def queries_table(store: JudgmentStore) -> pd.DataFrame:
+    """The set's queries, for editing."""
+    counts: dict[str, int] = {}
+    for judgment in store.judgments():
+        counts[judgment.query_id] = counts.get(judgment.query_id, 0) + 1
+    rows = [
+        {
+            "query_id": q.query_id,
+            "query": q.text,
+            "tag": q.tag or "",
+            "judgments": counts.get(q.query_id, 0),
+        }
+        for q in store.queries.values()
+    ]
+    return pd.DataFrame(rows, columns=["query_id", "query", "tag", "judgments"])
+
+
+def _cell(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def save_query_edits(store: JudgmentStore, edited: pd.DataFrame) -> str:
+    """Apply the query editor's changes: new rows, changed texts or tags, deleted rows.
+
+    Returns:
+        What was changed, in words.
+    """
+    before = store.queries
+    kept: set[str] = set()
+    added = changed = 0
+    for row in edited.to_dict("records"):
+        text, tag, query_id = (
+            _cell(row.get("query")),
+            _cell(row.get("tag")),
+            _cell(row.get("query_id")),
+        )
+        if not text:
+            if query_id:
+                kept.add(query_id)
+            continue
+        if not query_id:
+            query_id = query_id_for(store, text)
+            added += 1
+        elif (before[query_id].text, before[query_id].tag or "") == (text, tag):
+            kept.add(query_id)
+            continue
+        else:
+            changed += 1
+        store.add_query(query_id, text, tag or None)
+        kept.add(query_id)
+    removed = [q for q in before if q not in kept]
+    for query_id in removed:
+        store.remove_query(query_id)
+    return f"Saved: {added} added, {changed} changed, {len(removed)} removed."
+
+
+def judgments_table(store: JudgmentStore, collection: Collection) -> pd.DataFrame:
+    """The set's judgments with query texts and document titles, for editing."""
+    queries = store.queries
+    rows = [
+        {
+            "query_id": j.query_id,
+            "query": queries[j.query_id].text if j.query_id in queries else "",
+            "doc_id": j.doc_id,
+            "grade": j.grade,
+            "title": collection.titles.get(j.doc_id, "(not in this collection)"),
+            "judge": j.judge,
+            "judged_at": j.judged_at,
+        }
+        for j in sorted(store.judgments(), key=lambda j: (j.query_id, -j.grade, j.doc_id))
+    ]
+    columns = ["query_id", "query", "doc_id", "grade", "title", "judge", "judged_at"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def save_judgment_edits(store: JudgmentStore, edited: pd.DataFrame) -> str:
+    """Apply the judgment editor's changes: new grades and deleted rows.
+
+    Returns:
+        What was changed, in words.
+    """
+    before = {(j.query_id, j.doc_id): j.grade for j in store.judgments()}
+    seen: set[tuple[str, str]] = set()
+    changed = 0
+    for row in edited.to_dict("records"):
+        key = (_cell(row.get("query_id")), _cell(row.get("doc_id")))
+        if key not in before:
+            continue
+        seen.add(key)
+        grade = int(row["grade"])
+        if grade != before[key]:
+            store.judge(key[0], key[1], grade, judge=judge_name())
+            changed += 1
+    removed = [key for key in before if key not in seen]
+    for query_id, doc_id in removed:
+        store.remove_judgment(query_id, doc_id)
+    return f"Saved: {changed} grades changed, {len(removed)} judgments removed."

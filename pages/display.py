@@ -1,0 +1,697 @@
+"""Showing things safely: corpus text as text, query terms highlighted, and the app's charts.
+
+Corpus text (documents, titles, ids, metadata, uploaded file names) is never HTML and never
+Markdown. Where Streamlit renders Markdown (``st.markdown``, ``st.caption``, ``st.error``...)
+every ASCII punctuation character of corpus text is backslash-escaped (:func:`md`), so
+``<script>``, ``[x](javascript:...)``, ``**``, ``:red[...]`` and ``$...$`` all show as the
+characters they are. In Plotly, whose labels understand a few HTML tags, corpus text is
+HTML-escaped (:func:`plot_text`).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from search_core.lab import Comparison, SideBySide, Snapshot
+from search_core.lexical import JOINERS, tokenize_many
+from search_core.search import SearchParams
+from search_core.telemetry import QueryRecord
+from search_core.tuning import describe_params
+from search_core.types import Hit, Timings
+
+# Every ASCII punctuation character can be backslash-escaped in CommonMark.
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# GFM turns e-mail addresses, www. names and http:// addresses into links even in escaped
+# text; an invisible word joiner (U+2060) after "@", "www" and ":" before "//" prevents it.
+_AUTOLINK = re.compile(r"@|(?<=www)(?=\.)|(?<=:)(?=//)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+_WORD = re.compile(rf"[^\W_]+(?:['’{re.escape(JOINERS)}]+[^\W_]+)*")
+HIGHLIGHT = "orange-background"
+PALETTE = "Plotly"
+GRADE_COLORS = {
+    "3 perfect": "#1a7f37",
+    "2 relevant": "#4caf50",
+    "1 related": "#a5d6a7",
+    "0 not relevant": "#d32f2f",
+    "unjudged": "#c8c8c8",
+}
+
+
+def _escape(text: str) -> str:
+    """Escape Markdown in a piece of one line, and keep addresses from becoming links."""
+    unlinked = _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, text)
+    return _PUNCTUATION.sub(r"\\\1", unlinked)
+
+
+def md(text: object) -> str:
+    """Text for a Markdown element, shown exactly as it is (no link, tag, emphasis or icon).
+
+    Line breaks are kept as hard breaks; leading spaces are dropped so that an indented line
+    does not become a code block, where escapes would show.
+    """
+    return "  \n".join(_escape(line.strip()) for line in str(text).splitlines())
+
+
+def error(exc: BaseException | str) -> None:
+    """An error message for people: the engine's message, escaped, never a traceback."""
+    st.error(md(str(exc)), icon=":material/error:")
+
+
+def _is_identifier(word: str, terms: Sequence[str]) -> bool:
+    return len(terms) > 1 and any(c in JOINERS for c in word)
+
+
+def highlight(text: str, query: str) -> str:
+    """Markdown of ``text`` with the words that match the query highlighted, all else escaped.
+
+    A word matches when BM25 would match it: one of its terms (lower-cased, stemmed) is a
+    query term. An identifier such as ``ORD-58231`` matches only as a whole (its parts ``ord``
+    and ``58231`` would light up every order id), or by a part that the query names alone.
+    """
+    query_words = _WORD.findall(query)
+    query_terms = tokenize_many(query_words)
+    whole: set[str] = set()
+    plain: set[str] = set()
+    for word, terms in zip(query_words, query_terms, strict=True):
+        if _is_identifier(word, terms):
+            whole.add(terms[0])
+        else:
+            plain.update(terms)
+    matches = list(_WORD.finditer(text))
+    match_terms = tokenize_many(m.group() for m in matches)
+    lines: list[str] = []
+    current: list[str] = []
+    position = 0
+
+    def add(segment: str, marked: bool) -> None:
+        parts = segment.split("\n")
+        for i, part in enumerate(parts):
+            if i:
+                lines.append("".join(current).strip())
+                current.clear()
+            if part:
+                escaped = _escape(part)
+                current.append(f":{HIGHLIGHT}[**{escaped}**]" if marked else escaped)
+
+    for match, terms in zip(matches, match_terms, strict=True):
+        word = match.group()
+        if _is_identifier(word, terms):
+            marked = terms[0] in whole or bool(set(terms[1:]) & plain)
+        else:
+            marked = bool(set(terms) & (plain | whole))
+        if marked:
+            add(text[position : match.start()], False)
+            add(word, True)
+            position = match.end()
+    add(text[position:], False)
+    lines.append("".join(current).strip())
+    return "  \n".join(lines)
+
+
+def snippet(text: str, limit: int = 220) -> str:
+    """The start of a text on one line, cut at a word."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def plot_text(text: object, width: int = 60, limit: int = 220) -> str:
+    """Text for a Plotly label or hover: HTML-escaped, wrapped with ``<br>``."""
+    lines = textwrap.wrap(snippet(str(text), limit), width) or [""]
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+# --------------------------------------------------------------------------- results
+
+
+SCORE_NAMES = {
+    "vector": "cosine similarity",
+    "bm25": "BM25 score",
+    "hybrid": "fused score (reciprocal rank fusion)",
+}
+
+
+def retriever_line(hit: Hit, mode: str) -> str:
+    """Why a hit is here: its rank and score from each retriever (plain words, no corpus text)."""
+    parts = [f"{SCORE_NAMES.get(mode, 'score')} {hit.score:.4f}"]
+    if hit.vector.rank is not None:
+        parts.append(f"vector rank {hit.vector.rank} (cosine {hit.vector.score:.3f})")
+    elif hit.similarity is not None:
+        parts.append(f"not among the vector candidates (cosine {hit.similarity:.3f})")
+    if mode != "vector":
+        if hit.bm25.rank is not None:
+            parts.append(f"BM25 rank {hit.bm25.rank} (score {hit.bm25.score:.2f})")
+        else:
+            parts.append("no BM25 match")
+    if hit.identifier_match:
+        parts.append("holds the query's exact identifier")
+    return "Why it is here: " + " · ".join(parts)
+
+
+def hit_header(hit: Hit) -> str:
+    """Markdown of a hit's rank, title and document id, escaped."""
+    title = hit.title or hit.doc_id
+    pages = f" · page {', '.join(map(str, hit.pages))}" if hit.pages else ""
+    return f"**{hit.rank}\\.** {md(title)}  \n:gray[{md(hit.doc_id)}{pages}]"
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _layout(fig: go.Figure, height: int = 320, **extra: Any) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        **extra,
+    )
+    return fig
+
+
+def score_chart(
+    similarities: Sequence[float], threshold: float, shown: Sequence[float]
+) -> go.Figure:
+    """Histogram of the candidates' similarities with the threshold as a vertical line."""
+    values = np.asarray(similarities, dtype=float)
+    fig = go.Figure()
+    fig.add_histogram(
+        x=values[values < threshold],
+        name="below the threshold",
+        marker_color="#c8c8c8",
+        xbins={"size": 0.02},
+        hovertemplate="similarity %{x}<br>%{y} candidates<extra></extra>",
+    )
+    fig.add_histogram(
+        x=values[values >= threshold],
+        name="at or above it",
+        marker_color="#1f77b4",
+        xbins={"size": 0.02},
+        hovertemplate="similarity %{x}<br>%{y} candidates<extra></extra>",
+    )
+    if len(shown):
+        fig.add_scatter(
+            x=list(shown),
+            y=[0] * len(shown),
+            mode="markers",
+            name="results shown",
+            marker={"symbol": "triangle-up", "size": 11, "color": "#ff7f0e"},
+            hovertemplate="result similarity %{x:.3f}<extra></extra>",
+        )
+    fig.add_vline(
+        x=threshold,
+        line_dash="dash",
+        line_color="#d32f2f",
+        annotation_text=f"threshold {threshold:.2f}",
+        annotation_position="bottom right",
+    )
+    fig.update_layout(barmode="overlay", bargap=0.05)
+    fig.update_xaxes(
+        title="cosine similarity to the query", range=[min(0.0, float(values.min(initial=0))), 1]
+    )
+    fig.update_yaxes(title="candidates")
+    return _layout(fig, 280)
+
+
+def timings_chart(timings_by_mode: Mapping[str, Timings]) -> go.Figure:
+    """Stacked bars of each stage's time, one bar per mode."""
+    stages = (
+        ("embed_ms", "embed the query"),
+        ("vector_ms", "vector search"),
+        ("bm25_ms", "BM25 search"),
+        ("fusion_ms", "fusion and ranking"),
+    )
+    fig = go.Figure()
+    modes = list(timings_by_mode)
+    for attr, label in stages:
+        fig.add_bar(
+            y=modes,
+            x=[getattr(timings_by_mode[m], attr) for m in modes],
+            name=label,
+            orientation="h",
+            hovertemplate=f"{label}: %{{x:.1f}} ms<extra></extra>",
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title="milliseconds")
+    return _layout(fig, 120 + 40 * len(modes))
+
+
+def map_figure(
+    coords: np.ndarray,
+    colors: Sequence[str],
+    hover: Sequence[str],
+    *,
+    color_title: str,
+    order: Sequence[str] | None = None,
+    query: np.ndarray | None = None,
+    hits: np.ndarray | None = None,
+    hit_labels: Sequence[str] = (),
+    missed: np.ndarray | None = None,
+    missed_labels: Sequence[str] = (),
+    zoom: bool = False,
+) -> go.Figure:
+    """The embedding map: chunks coloured by group, the query, lines to its hits, missed chunks.
+
+    Every text given (``colors``, ``hover``, labels) must already be escaped with
+    :func:`plot_text`.
+    """
+    three = coords.shape[1] == 3
+    fig = go.Figure()
+    groups = list(order) if order is not None else sorted(set(colors))
+    labels = np.asarray(colors, dtype=object)
+    hover_text = np.asarray(hover, dtype=object)
+    palette = (
+        GRADE_COLORS
+        if set(groups) <= set(GRADE_COLORS)
+        else {g: c for g, c in zip(groups, _cycle(len(groups)), strict=True)}
+    )
+    for group in groups:
+        rows = np.flatnonzero(labels == group)
+        if not len(rows):
+            continue
+        _points(
+            fig,
+            coords[rows],
+            three,
+            name=group,
+            text=hover_text[rows],
+            marker={"size": 4 if three else 6, "color": palette[group], "opacity": 0.75},
+        )
+    if query is not None:
+        if hits is not None and len(hits):
+            _lines(fig, query, hits, three, "top results", "#ff7f0e", "solid")
+            _points(
+                fig,
+                hits,
+                three,
+                name="top results",
+                text=np.asarray(hit_labels, dtype=object),
+                marker={
+                    "size": 9 if three else 12,
+                    "color": "#ff7f0e",
+                    "symbol": "circle-open",
+                    "line": {"width": 2},
+                },
+                legend=False,
+            )
+        if missed is not None and len(missed):
+            _lines(fig, query, missed, three, "judged relevant, missed", "#d32f2f", "dot")
+            _points(
+                fig,
+                missed,
+                three,
+                name="judged relevant, missed",
+                text=np.asarray(missed_labels, dtype=object),
+                marker={"size": 8 if three else 12, "color": "#d32f2f", "symbol": "x"},
+                legend=False,
+            )
+        _points(
+            fig,
+            query[None, :],
+            three,
+            name="your query",
+            text=np.asarray(["your query"], dtype=object),
+            marker={
+                "size": 12 if three else 20,
+                "color": "#000000",
+                "symbol": "diamond" if three else "star",
+            },
+        )
+    fig.update_layout(legend_title_text=html.escape(color_title))
+    if three:
+        fig.update_layout(
+            scene={
+                "xaxis": {"showticklabels": False, "title": ""},
+                "yaxis": {"showticklabels": False, "title": ""},
+                "zaxis": {"showticklabels": False, "title": ""},
+            }
+        )
+    else:
+        fig.update_xaxes(showticklabels=False, title="", showgrid=False, zeroline=False)
+        fig.update_yaxes(showticklabels=False, title="", showgrid=False, zeroline=False)
+        if zoom and query is not None:
+            around = [query[None, :2]] + [a[:, :2] for a in (hits, missed) if a is not None]
+            points = np.concatenate(around)
+            low, high = points.min(axis=0), points.max(axis=0)
+            pad = np.maximum((high - low) * 0.3, 0.5)
+            fig.update_xaxes(range=[low[0] - pad[0], high[0] + pad[0]])
+            fig.update_yaxes(range=[low[1] - pad[1], high[1] + pad[1]])
+    return _layout(fig, 620)
+
+
+def _cycle(count: int) -> list[str]:
+    import plotly.express as px
+
+    colors = (
+        px.colors.qualitative.Plotly + px.colors.qualitative.Set2 + px.colors.qualitative.Pastel
+    )
+    return [colors[i % len(colors)] for i in range(count)]
+
+
+def _points(
+    fig: go.Figure,
+    xyz: np.ndarray,
+    three: bool,
+    *,
+    name: str,
+    text: np.ndarray,
+    marker: dict[str, Any],
+    legend: bool = True,
+) -> None:
+    common = {
+        "mode": "markers",
+        "name": name,
+        "hovertext": text,
+        "hoverinfo": "text",
+        "marker": marker,
+        "showlegend": legend,
+    }
+    if three:
+        fig.add_scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], **common)
+    else:
+        fig.add_scattergl(x=xyz[:, 0], y=xyz[:, 1], **common)
+
+
+def _lines(
+    fig: go.Figure,
+    start: np.ndarray,
+    ends: np.ndarray,
+    three: bool,
+    name: str,
+    color: str,
+    dash: str,
+) -> None:
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    zs: list[float | None] = []
+    for end in ends:
+        xs += [float(start[0]), float(end[0]), None]
+        ys += [float(start[1]), float(end[1]), None]
+        if three:
+            zs += [float(start[2]), float(end[2]), None]
+    line = {"color": color, "width": 2, "dash": dash}
+    if three:
+        fig.add_scatter3d(x=xs, y=ys, z=zs, mode="lines", name=name, line=line, hoverinfo="skip")
+    else:
+        fig.add_scatter(x=xs, y=ys, mode="lines", name=name, line=line, hoverinfo="skip")
+
+
+def threshold_chart(rows: Sequence[Mapping[str, Any]], k: int, current: float) -> go.Figure:
+    """Quality and the share of empty answers against the similarity threshold."""
+    x = [r["threshold"] for r in rows]
+    fig = go.Figure()
+    for column, label, dash, color in (
+        (f"ndcg@{k}", f"nDCG@{k}", "solid", "#1f77b4"),
+        (f"precision@{k}", f"precision@{k}", "dot", "#2ca02c"),
+        (f"recall@{k}", f"recall@{k}", "dash", "#9467bd"),
+        ("empty_share", "share of queries with no result", "solid", "#d62728"),
+    ):
+        fig.add_scatter(
+            x=x,
+            y=[r[column] for r in rows],
+            name=label,
+            mode="lines+markers",
+            line={"dash": dash, "color": color},
+            hovertemplate=f"{label}: %{{y:.3f}}<extra></extra>",
+        )
+    fig.add_vline(
+        x=current, line_dash="dash", line_color="#888", annotation_text=f"current {current:.2f}"
+    )
+    fig.update_xaxes(title="similarity threshold")
+    fig.update_yaxes(title="value", range=[0, 1.02])
+    return _layout(fig, 360, hovermode="x unified")
+
+
+def fusion_chart(rows: Sequence[Mapping[str, Any]], k: int) -> go.Figure:
+    """Heat map of nDCG@k over RRF k (rows) and the vector weight share (columns)."""
+    shares = sorted({r["vector_weight"] for r in rows})
+    ks = sorted({r["rrf_k"] for r in rows})
+    value = {(r["rrf_k"], r["vector_weight"]): r[f"ndcg@{k}"] for r in rows}
+    z = [[value.get((rk, s), math.nan) for s in shares] for rk in ks]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"{s:.1f}" for s in shares],
+            y=[f"{rk:g}" for rk in ks],
+            colorscale="Viridis",
+            colorbar={"title": f"nDCG@{k}"},
+            texttemplate="%{z:.3f}",
+            hovertemplate="vector share %{x}, RRF k %{y}: nDCG %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="vector weight share (0 = BM25 only, 1 = vector only)", type="category")
+    fig.update_yaxes(title="RRF k", type="category")
+    return _layout(fig, 380)
+
+
+def ann_chart(rows: Sequence[Mapping[str, Any]], parameter: str, k: int) -> go.Figure:
+    """Recall against exact search and latency for each nprobe / efSearch."""
+    x = [r[parameter] for r in rows]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=x,
+        y=[r[f"recall@{k}"] for r in rows],
+        name=f"recall@{k} vs exact search",
+        mode="lines+markers",
+        yaxis="y",
+    )
+    if rows and f"ndcg@{k}" in rows[0]:
+        fig.add_scatter(
+            x=x,
+            y=[r[f"ndcg@{k}"] for r in rows],
+            name=f"nDCG@{k}",
+            mode="lines+markers",
+            yaxis="y",
+            line={"dash": "dot"},
+        )
+    for column, label in (("p50_ms", "latency p50"), ("p99_ms", "latency p99")):
+        fig.add_bar(
+            x=x, y=[r[column] for r in rows], name=f"{label} (ms)", yaxis="y2", opacity=0.35
+        )
+    fig.update_layout(
+        yaxis={"title": "recall / nDCG", "range": [0, 1.02]},
+        yaxis2={"title": "milliseconds per query", "overlaying": "y", "side": "right"},
+        xaxis={"title": parameter, "type": "log"},
+    )
+    return _layout(fig, 360)
+
+
+def wins_chart(wins: Mapping[str, Mapping[str, int]], baseline: str) -> go.Figure:
+    """Wins, ties and losses of each configuration against the baseline."""
+    names = list(wins)
+    fig = go.Figure()
+    for outcome, color in (("wins", "#2e7d32"), ("ties", "#bdbdbd"), ("losses", "#c62828")):
+        fig.add_bar(
+            y=names,
+            x=[wins[n][outcome] for n in names],
+            name=outcome,
+            orientation="h",
+            marker_color=color,
+            hovertemplate=f"%{{x}} queries: {outcome}<extra></extra>",
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title=f"queries, compared with {baseline}")
+    return _layout(fig, 120 + 45 * len(names))
+
+
+def delta_chart(rows: Sequence[Mapping[str, Any]], name: str, metric: str) -> go.Figure:
+    """Per-query difference of one configuration against the baseline, sorted."""
+    ordered = sorted(rows, key=lambda r: r[f"delta:{name}"])
+    deltas = [r[f"delta:{name}"] for r in ordered]
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(1, len(ordered) + 1)),
+            y=deltas,
+            marker_color=[
+                "#2e7d32" if d > 0 else "#c62828" if d < 0 else "#bdbdbd" for d in deltas
+            ],
+            hovertext=[plot_text(f"{r['query_id']}: {r['query']}") for r in ordered],
+            hoverinfo="text+y",
+        )
+    )
+    fig.update_xaxes(title="queries, sorted by the difference", showticklabels=False)
+    fig.update_yaxes(title=f"{metric} difference")
+    return _layout(fig, 300)
+
+
+def tune_chart(defaults: Mapping[str, float], held_out: float, chosen: float) -> go.Figure:
+    """The default modes' nDCG@10 next to the tuned setting's held-out and in-sample scores."""
+    names = [f"default {m}" for m in defaults] + ["tuned, held-out", "tuned, on all queries"]
+    values = [*defaults.values(), held_out, chosen]
+    colors = ["#90a4ae"] * len(defaults) + ["#1f77b4", "#bbdefb"]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            marker_color=colors,
+            text=[f"{v:.3f}" for v in values],
+            textposition="outside",
+            hovertemplate="%{x}: %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title="nDCG@10", range=[0, 1.05])
+    return _layout(fig, 320)
+
+
+def latency_chart(records: Sequence[QueryRecord]) -> go.Figure:
+    """Recent queries' embedding and search times, oldest first (bm25 queries embed nothing)."""
+    x = list(range(1, len(records) + 1))
+    fig = go.Figure()
+    fig.add_scatter(
+        x=x,
+        y=[r.embed_ms if r.embedded else None for r in records],
+        name="embed the query",
+        mode="lines+markers",
+        connectgaps=True,
+    )
+    fig.add_scatter(
+        x=x,
+        y=[r.search_ms for r in records],
+        name="search (retrievers and fusion)",
+        mode="lines+markers",
+    )
+    fig.update_xaxes(title="recent queries, oldest first", dtick=max(1, len(records) // 10))
+    fig.update_yaxes(title="milliseconds", rangemode="tozero")
+    return _layout(fig, 280)
+
+
+def similarity_chart(
+    recent: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray
+) -> go.Figure:
+    """Top-result similarity of recent queries against the collection's reference distribution."""
+    fig = go.Figure()
+    fig.add_histogram(
+        x=list(reference),
+        name="reference (the corpus's own snippets)",
+        histnorm="probability",
+        xbins={"start": 0, "end": 1, "size": 0.05},
+        marker_color="#90a4ae",
+        opacity=0.6,
+    )
+    fig.add_histogram(
+        x=list(recent),
+        name="recent queries",
+        histnorm="probability",
+        xbins={"start": 0, "end": 1, "size": 0.05},
+        marker_color="#1f77b4",
+        opacity=0.6,
+    )
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title="cosine similarity of the top result", range=[0, 1])
+    fig.update_yaxes(title="share of queries")
+    return _layout(fig, 300)
+
+
+# --------------------------------------------------------------------------- lab tables
+
+
+def configurations_table(configs: Mapping[str, SearchParams]) -> pd.DataFrame:
+    """Saved configurations, one row each, in plain words and their main settings.
+
+    A setting the mode ignores is left blank (BM25 has no similarity threshold, only hybrid
+    fuses rankings).
+    """
+    rows = []
+    for name, params in configs.items():
+        fused = params.mode == "hybrid"
+        rows.append(
+            {
+                "name": name,
+                "in words": describe_params(params),
+                "mode": params.mode,
+                "min similarity": None if params.mode == "bm25" else params.threshold,
+                "RRF k": params.rrf_k if fused else None,
+                "vector weight": params.vector_weight if fused else None,
+                "BM25 weight": params.bm25_weight if fused else None,
+                "one per document": params.collapse,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def significance_table(result: Comparison) -> pd.DataFrame:
+    """Each configuration's p-value against the baseline, per metric."""
+    rows = []
+    for name, values in result.p_values.items():
+        for metric, p in values.items():
+            rows.append(
+                {
+                    "configuration": name,
+                    "metric": metric_names(result.k).get(metric, metric),
+                    "p-value": p,
+                    "significant": "yes" if result.significant[name][metric] else "no",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def side_by_side_table(view: SideBySide) -> pd.DataFrame:
+    """One row per rank: each list's document (id and title), its grade, its rank elsewhere."""
+    rows = []
+    for position in range(view.k):
+        row: dict[str, Any] = {"rank": position + 1}
+        for name, docs in view.lists.items():
+            doc = docs[position] if position < len(docs) else None
+            row[name] = snippet(f"{doc.doc_id} · {doc.title}", 60) if doc else ""
+            row[f"{name}: grade"] = "" if doc is None or doc.grade is None else str(doc.grade)
+            for other in view.lists:
+                if other != name:
+                    rank = doc.ranks.get(other) if doc else None
+                    row[f"{name}: rank in {other}"] = "" if rank is None else str(rank)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def snapshots_table(snapshots: Sequence[Snapshot]) -> pd.DataFrame:
+    """Saved runs with their time and metrics."""
+    return pd.DataFrame(
+        [
+            {
+                "name": s.name,
+                "taken (UTC)": s.created_at.replace("T", " ").removesuffix("+00:00"),
+                **{m: round(v, 4) for m, v in s.metrics.items()},
+                "zero-result share": round(s.zero_result_share, 3),
+            }
+            for s in reversed(snapshots)
+        ]
+    )
+
+
+def metric_names(k: int) -> dict[str, str]:
+    """Readable names of the lab's columns at cutoff k."""
+    return {
+        "name": "configuration",
+        f"ndcg@{k}": f"nDCG@{k}",
+        f"recall@{k}": f"Recall@{k}",
+        f"mrr@{k}": f"MRR@{k}",
+        f"precision@{k}": f"P@{k}",
+        "map": "MAP",
+        "zero_result_share": "no result (share)",
+        f"unjudged@{k}": f"unjudged in top {k}",
+        "unjudged_share": "unjudged (share)",
+        "judged_queries": "judged queries",
+        "queries": "queries",
+    }
+
+
+def metrics_table(rows: Sequence[Mapping[str, Any]], k: int) -> pd.DataFrame:
+    """A metric table with column names people read, values rounded to three places."""
+    return pd.DataFrame(list(rows)).rename(columns=metric_names(k)).round(3)
+
+
+def per_query_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A comparison's per-query rows, with readable difference columns, rounded."""
+    table = pd.DataFrame(list(rows))
+    table.columns = [
+        f"{c.removeprefix('delta:')} minus baseline" if c.startswith("delta:") else c
+        for c in table.columns
+    ]
+    return table.round(3)

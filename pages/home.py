@@ -1,0 +1,39 @@
+"""Start: what the app does, in three sentences, and the sample collection in one click."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import state
+
+st.title("Search Explorer")
+state.sidebar()
+st.markdown(
+    "Search Explorer indexes a collection of documents and lets you search it three ways: "
+    "by meaning (vector), by exact words (BM25), or both at once (hybrid).  \n"
+    "For every result it shows why it was found, so you can see where each method wins and "
+    "where it fails.  \n"
+    "Judge the results, and the relevance lab measures and tunes the search on your judgments."
+)
+
+sample_built = state.SAMPLE_NAME in state.collections()
+st.subheader("Try it on the sample collection")
+st.caption(
+    "456 short documents in four domains (legal, commerce, security, automotive), with 84 "
+    "test queries judged by hand."
+    + ("" if sample_built else " Building it takes a minute or two, once.")
+)
+label = "Open the sample collection" if sample_built else "Build and open the sample collection"
+if st.button(label, key="home_open_sample", type="primary", icon=":material/play_arrow:"):
+    if not sample_built and not state.build_sample():
+        st.stop()
+    state.open_later(state.SAMPLE_NAME)
+    st.switch_page("pages/search.py")
+
+st.subheader("Or bring your own documents")
+st.page_link(
+    "pages/corpus.py",
+    label="Upload files on the Corpus page (CSV, TSV, JSONL, text, Markdown, PDF or ZIP)",
+    icon=":material/upload_file:",
+)
+st.caption("Each page works on the collection open in the sidebar.")

@@ -1,0 +1,499 @@
+"""Relevance lab: judged queries, saved configurations, comparisons, sweeps and auto-tuning."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import display, state
+from search_core.judgments import DEFAULT_SET, EXPORTERS, GRADE_LABELS, list_judgment_sets
+from search_core.lab import (
+    STAT_TESTS,
+    compare,
+    delete_config,
+    evaluate,
+    list_snapshots,
+    save_config,
+    save_snapshot,
+    side_by_side,
+)
+from search_core.search import SearchParams
+from search_core.sweeps import ANN_PARAMETERS
+from search_core.tuning import describe_params, tune
+
+SWEEPS = {
+    "threshold": "Similarity threshold: quality and empty answers from 0 to 1",
+    "fusion": "Fusion: nDCG over RRF k and the vector / BM25 weights",
+    "ann": "Approximate index: recall and latency for each nprobe / efSearch",
+}
+# Compared first when saved: the baseline (hybrid) and the two single modes.
+DEFAULTS = ("default-hybrid", "default-vector", "default-bm25")
+IMPORT_FORMATS = {
+    "csv": "CSV (query, doc_id, grade)",
+    "trec": "TREC qrels (+ topics file)",
+    "beir": "BEIR (queries.jsonl + qrels .tsv)",
+}
+
+st.title("Relevance lab")
+collection = state.current_collection()
+
+sets = list_judgment_sets(collection.name)
+current = state.judgment_set()
+sets = list(dict.fromkeys([DEFAULT_SET, *sets, current]))
+left, middle, right = st.columns([2, 1, 2], vertical_alignment="bottom")
+state.sync_widget("lab_set", current)
+left.selectbox(
+    "Judgment set",
+    sets,
+    key="lab_set",
+    on_change=lambda: state.use_judgment_set(st.session_state["lab_set"]),
+)
+with middle.popover("New set", icon=":material/add:", key="lab_new_set_menu"):
+    new_set = st.text_input("Name of the new set", key="lab_new_set_name")
+    if st.button("Create", key="lab_new_set"):
+        try:
+            state.validate_set_name(new_set)
+            state.use_judgment_set(new_set)
+            st.rerun()
+        except state.USER_ERRORS as exc:
+            display.error(exc)
+right.text_input(
+    "Your name, recorded with your judgments",
+    key="judge_name",
+    placeholder="app",
+    persist_state="session",
+)
+
+try:
+    store = state.judgments(collection)
+    query_set = store.query_set()
+    qrels = store.qrels()
+except state.USER_ERRORS as exc:
+    display.error(exc)
+    st.stop()
+queries = query_set.queries
+judged = [q for q in queries if any(g >= 1 for g in qrels.get(q, {}).values())]
+columns = st.columns(3)
+columns[0].metric("Queries", len(queries))
+columns[1].metric("Judgments", sum(len(d) for d in qrels.values()))
+columns[2].metric(
+    "Queries with a relevant document",
+    len(judged),
+    help="Metrics average over these; the others count only in the share of empty answers.",
+)
+NEED_JUDGMENTS = (
+    "This needs queries with at least one relevant judgment: import some on the Judgments "
+    "tab, or judge results on the Search page."
+)
+
+judgments_tab, configs_tab, compare_tab, sweeps_tab, tune_tab = st.tabs(
+    ["Judgments", "Configurations", "Compare", "Sweeps", "Auto-tune"], key="lab_tabs"
+)
+
+# --- judgments ------------------------------------------------------------------------------
+with judgments_tab:
+    st.subheader("Import")
+    if (
+        not queries
+        and state.is_sample(collection)
+        and st.button(
+            "Import the sample's 84 judged queries", key="lab_import_sample", type="primary"
+        )
+    ):
+        try:
+            imported = state.import_sample(store)
+            st.success(f"Imported {imported.queries} queries and {imported.judgments} judgments.")
+            st.rerun()
+        except state.USER_ERRORS as exc:
+            display.error(exc)
+    fmt = st.radio(
+        "Format",
+        list(IMPORT_FORMATS),
+        format_func=lambda f: IMPORT_FORMATS[f],
+        horizontal=True,
+        key="lab_import_format",
+    )
+    uploads = {
+        "judgments": st.file_uploader(
+            "Judgments file", type=["csv", "tsv", "txt", "qrels"], key=f"lab_import_{fmt}"
+        )
+    }
+    if fmt != "csv":
+        uploads["queries"] = st.file_uploader(
+            "Queries file (TSV id<TAB>text, or JSONL)",
+            type=["tsv", "jsonl", "txt"],
+            key=f"lab_import_{fmt}_queries",
+        )
+    if st.button("Import", key="lab_import", icon=":material/upload:"):
+        try:
+            imported = state.import_uploads(store, str(fmt), uploads)
+            st.success(f"Imported {imported.queries} queries and {imported.judgments} judgments.")
+        except state.USER_ERRORS as exc:
+            display.error(exc)
+
+    st.subheader("Queries")
+    edited_queries = st.data_editor(
+        state.queries_table(store),
+        key="lab_queries_editor",
+        num_rows="dynamic",
+        disabled=["query_id", "judgments"],
+        hide_index=True,
+        column_config={"query": st.column_config.TextColumn("query", width="large")},
+    )
+    st.caption("Edit a query's text or tag, add rows at the bottom, or delete rows; then save.")
+    if st.button("Save query changes", key="lab_save_queries"):
+        try:
+            st.success(state.save_query_edits(store, edited_queries))
+        except state.USER_ERRORS as exc:
+            display.error(exc)
+
+    st.subheader("Judgments")
+    edited_judgments = st.data_editor(
+        state.judgments_table(store, collection),
+        key="lab_judgments_editor",
+        num_rows="delete",
+        disabled=["query_id", "query", "doc_id", "title", "judge", "judged_at"],
+        hide_index=True,
+        column_config={
+            "grade": st.column_config.SelectboxColumn(
+                "grade",
+                options=list(GRADE_LABELS),
+                required=True,
+                help=", ".join(f"{g} = {label}" for g, label in GRADE_LABELS.items()),
+            )
+        },
+    )
+    st.caption("Change a grade (0 not relevant … 3 perfect) or delete rows; then save.")
+    if st.button("Save judgment changes", key="lab_save_judgments"):
+        try:
+            st.success(state.save_judgment_edits(store, edited_judgments))
+        except state.USER_ERRORS as exc:
+            display.error(exc)
+
+    st.subheader("Export")
+    left, right = st.columns(2)
+    left.download_button(
+        "Download as CSV",
+        EXPORTERS["csv"](store),
+        f"{collection.name}-judgments.csv",
+        "text/csv",
+        key="lab_export_csv",
+        icon=":material/download:",
+    )
+    right.download_button(
+        "Download as TREC qrels",
+        EXPORTERS["trec"](store),
+        f"{collection.name}-qrels.txt",
+        "text/plain",
+        key="lab_export_trec",
+        icon=":material/download:",
+    )
+
+# --- configurations -------------------------------------------------------------------------
+with configs_tab:
+    configs = state.configurations(collection)
+    if configs:
+        st.dataframe(display.configurations_table(configs), hide_index=True, key="lab_configs")
+        st.caption("Saved search settings of this collection; compare them on the Compare tab.")
+    else:
+        st.caption("No configuration saved yet.")
+    left, right = st.columns(2)
+    if left.button("Save the three default modes", key="lab_save_defaults"):
+        for mode in ("hybrid", "vector", "bm25"):
+            save_config(collection.name, f"default-{mode}", SearchParams(mode=mode))
+        st.rerun()
+    search_params = st.session_state.get("search_params")
+    if right.button(
+        "Save the Search page's settings", key="lab_save_search", disabled=not search_params
+    ):
+        save_config(collection.name, "search-page", SearchParams.from_dict(search_params or {}))
+        st.rerun()
+    with (
+        st.expander("A new configuration", key="lab_new_config_box"),
+        st.form("lab_new_config", border=False),
+    ):
+        name = st.text_input("Name", "my-config", key="lab_config_name")
+        cols = st.columns(3)
+        mode = cols[0].selectbox("Mode", ["hybrid", "vector", "bm25"], key="lab_config_mode")
+        threshold = cols[1].number_input(
+            "Minimum similarity",
+            0.0,
+            1.0,
+            float(SearchParams().threshold),
+            0.01,
+            key="lab_config_threshold",
+        )
+        rrf_k = cols[2].number_input(
+            "RRF k", 1.0, 1000.0, float(SearchParams().rrf_k), 1.0, key="lab_config_rrf_k"
+        )
+        cols = st.columns(3)
+        vector_weight = cols[0].number_input(
+            "Vector weight", 0.0, 5.0, 1.0, 0.05, key="lab_config_vector_weight"
+        )
+        bm25_weight = cols[1].number_input(
+            "BM25 weight", 0.0, 5.0, 1.0, 0.05, key="lab_config_bm25_weight"
+        )
+        collapse = cols[2].checkbox("One result per document", key="lab_config_collapse")
+        if st.form_submit_button("Save configuration", key="lab_config_save"):
+            try:
+                params = SearchParams(
+                    mode=str(mode),
+                    threshold=threshold,
+                    rrf_k=rrf_k,
+                    vector_weight=vector_weight,
+                    bm25_weight=bm25_weight,
+                    collapse=collapse,
+                )
+                save_config(collection.name, name, params)
+                st.rerun()
+            except state.USER_ERRORS as exc:
+                display.error(exc)
+    if configs:
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        doomed = left.selectbox("Configuration to delete", list(configs), key="lab_delete_name")
+        if right.button("Delete", key="lab_delete_config", icon=":material/delete:"):
+            delete_config(collection.name, str(doomed))
+            st.rerun()
+
+# --- compare --------------------------------------------------------------------------------
+with compare_tab:
+    configs = state.configurations(collection)
+    if not judged:
+        st.info(NEED_JUDGMENTS)
+    elif not configs:
+        st.info("Save configurations first (Configurations tab).")
+    else:
+        left, middle, right = st.columns([3, 1, 1])
+        chosen = left.multiselect(
+            "Configurations (the first is the baseline)",
+            list(configs),
+            default=[n for n in DEFAULTS if n in configs] or list(configs)[:2],
+            key="lab_compare_names",
+        )
+        k = middle.number_input("Cutoff k", 1, 100, 10, key="lab_compare_k")
+        test = right.selectbox(
+            "Significance test",
+            list(STAT_TESTS),
+            format_func=lambda t: STAT_TESTS[t],
+            key="lab_stat_test",
+        )
+        if st.button("Run and compare", key="lab_compare", type="primary", disabled=not chosen):
+            runs = {}
+            with st.spinner(f"Running {len(queries)} queries with each configuration..."):
+                try:
+                    for name in chosen:
+                        run = state.run(collection, configs[name], queries)
+                        scored = evaluate(qrels, run, int(k), queries=queries)
+                        save_snapshot(collection, name, run, scored, configs[name])
+                        runs[name] = run
+                    result = (
+                        compare(qrels, runs, k=int(k), queries=queries, stat_test=str(test))
+                        if len(runs) > 1
+                        else evaluate(qrels, runs[chosen[0]], int(k), queries=queries)
+                    )
+                    st.session_state["lab_result"] = (collection.name, runs, result)
+                except state.USER_ERRORS as exc:
+                    display.error(exc)
+        kept = st.session_state.get("lab_result")
+        if kept and kept[0] == collection.name:
+            _, runs, result = kept
+            names = list(runs)
+            if len(names) == 1:
+                st.dataframe(
+                    display.metrics_table([{"name": names[0], **result.summary()}], result.k),
+                    hide_index=True,
+                    key="lab_single_table",
+                )
+                st.caption("Add a second configuration to compare them query by query.")
+            else:
+                st.dataframe(
+                    display.metrics_table(result.table, result.k),
+                    hide_index=True,
+                    key="lab_metric_table",
+                )
+                st.caption(
+                    f"Mean of each metric over the {result.reports[names[0]].judged} judged "
+                    "queries. No result: share of all queries left without any result. "
+                    f"Unjudged in top {result.k}: results nobody has judged, which no metric "
+                    "can credit; judge them on the Search page."
+                )
+                st.plotly_chart(
+                    display.wins_chart(result.wins_ties_losses, names[0]), key="lab_wins_chart"
+                )
+                st.caption(
+                    f"For each configuration, the queries where its {result.metric} beats "
+                    f"(wins), equals (ties) or trails (losses) the baseline {names[0]}."
+                )
+                st.dataframe(
+                    display.significance_table(result), hide_index=True, key="lab_significance"
+                )
+                st.caption(
+                    f"{STAT_TESTS[result.stat_test]}: a p-value below {result.max_p} means the "
+                    "difference is unlikely to be chance."
+                )
+                other = st.selectbox("Per-query differences of", names[1:], key="lab_delta_name")
+                st.plotly_chart(
+                    display.delta_chart(result.per_query, str(other), result.metric),
+                    key="lab_delta_chart",
+                )
+                st.caption(
+                    f"{result.metric} of {other} minus {names[0]} for each judged query, sorted; "
+                    "green bars are queries it improves, red bars queries it hurts. Hover for "
+                    "the query."
+                )
+                with st.expander("Per-query scores", key="lab_per_query_box"):
+                    st.dataframe(
+                        display.per_query_table(result.per_query),
+                        hide_index=True,
+                        key="lab_per_query",
+                    )
+                    st.caption(
+                        f"{result.metric} of each configuration for each judged query, and its "
+                        f"difference from {names[0]}."
+                    )
+            st.markdown("**One query, the ranked lists side by side**")
+            query_id = st.selectbox(
+                "Query" if len(names) == 1 else "Query (the largest differences first)",
+                state.by_difference(queries, result),
+                format_func=lambda q: display.snippet(f"{q}: {queries[q]}", 90),
+                key="lab_side_query",
+            )
+            view = side_by_side(
+                qrels,
+                runs,
+                str(query_id),
+                k=result.k,
+                queries=queries,
+                titles=collection.titles,
+            )
+            st.dataframe(display.side_by_side_table(view), hide_index=True, key="lab_side_table")
+            st.caption(
+                "Each list's documents in rank order with their grade (blank: unjudged) and "
+                "where the other lists rank them (blank: not in the top 100)."
+            )
+        snapshots = list_snapshots(collection.name)
+        if snapshots:
+            with st.expander(f"Saved runs ({len(snapshots)})", key="lab_snapshots_box"):
+                st.dataframe(
+                    display.snapshots_table(snapshots), hide_index=True, key="lab_snapshots"
+                )
+                st.caption("Every comparison keeps each configuration's run with its metrics.")
+
+# --- sweeps ---------------------------------------------------------------------------------
+with sweeps_tab:
+    if not judged:
+        st.info(NEED_JUDGMENTS)
+    else:
+        approximate = collection.vector_index.kind in ANN_PARAMETERS
+        kinds = [k for k in SWEEPS if k != "ann" or approximate]
+        kind = st.radio("Sweep", kinds, format_func=lambda k: SWEEPS[k], key="lab_sweep_kind")
+        if not approximate:
+            st.caption("The ANN sweep needs an ivf, hnsw or ivfpq index; this one is exact (flat).")
+        configs = state.configurations(collection)
+        base_name = st.selectbox(
+            "Starting from",
+            ["default hybrid", *configs],
+            key="lab_sweep_base",
+            help="The sweep changes one setting of this configuration and keeps the others.",
+        )
+        base = configs.get(str(base_name), SearchParams())
+        if kind == "threshold" and base.mode == "bm25":
+            base = SearchParams()
+        if st.button("Run the sweep", key="lab_sweep", type="primary"):
+            with st.spinner("Sweeping..."):
+                try:
+                    st.session_state["lab_sweep_result"] = (
+                        collection.name,
+                        state.sweep(collection, str(kind), queries, qrels, base),
+                    )
+                except state.USER_ERRORS as exc:
+                    display.error(exc)
+        kept = st.session_state.get("lab_sweep_result")
+        if kept and kept[0] == collection.name:
+            result = kept[1]
+            if result.kind == "threshold":
+                st.plotly_chart(
+                    display.threshold_chart(result.rows, 10, base.threshold),
+                    key="lab_threshold_chart",
+                )
+                best = max(result.rows, key=lambda r: r["ndcg@10"])
+                st.caption(
+                    "As the minimum similarity rises, weak results are dropped and more queries "
+                    "get no answer at all: right for queries the collection does not cover, "
+                    f"wrong for the others. Best nDCG@10 here: {best['ndcg@10']:.3f} at "
+                    f"{best['threshold']:.2f}, with {best['empty_share']:.0%} of queries "
+                    "left without a result."
+                )
+            elif result.kind == "fusion":
+                st.plotly_chart(display.fusion_chart(result.rows, 10), key="lab_fusion_chart")
+                best = max(result.rows, key=lambda r: r["ndcg@10"])
+                st.caption(
+                    "nDCG@10 of hybrid search for each RRF k (rows) and share of weight given to "
+                    "the vector ranking (columns); the left column is BM25 alone, the right one "
+                    f"vector alone. Best: {best['ndcg@10']:.3f} with RRF k {best['rrf_k']:g} "
+                    f"and vector share {best['vector_weight']:.1f}."
+                )
+            else:
+                st.plotly_chart(
+                    display.ann_chart(result.rows, result.parameter, 10), key="lab_ann_chart"
+                )
+                st.caption(
+                    f"Recall@10 of the approximate index against exact search as "
+                    f"{result.parameter} grows, and the time per query (bars)."
+                )
+            st.caption(
+                f"{result.queries} queries ({result.judged} judged), {result.seconds:.1f} s."
+            )
+
+# --- auto-tune ------------------------------------------------------------------------------
+with tune_tab:
+    if len(judged) < 2:
+        st.info(NEED_JUDGMENTS)
+    else:
+        st.caption(
+            "Auto-tune tries fusion weights, RRF k, BM25 settings and thresholds, and reports "
+            "the score on queries it did not tune on (cross-validation), so tuning to the "
+            "test set does not flatter it."
+        )
+        folds = st.number_input(
+            "Folds", 2, min(10, len(judged)), min(5, len(judged)), key="lab_tune_folds"
+        )
+        if st.button("Auto-tune", key="lab_tune", type="primary", icon=":material/tune:"):
+            bar = st.progress(0.0, text="Scoring the settings...")
+            try:
+                tuned = tune(
+                    collection,
+                    query_set,
+                    qrels,
+                    int(folds),
+                    progress=state.progress_callback(bar, "Scoring settings"),
+                )
+                st.session_state["lab_tune_result"] = (collection.name, tuned)
+            except state.USER_ERRORS as exc:
+                display.error(exc)
+            finally:
+                bar.empty()
+        kept = st.session_state.get("lab_tune_result")
+        if kept and kept[0] == collection.name:
+            report = kept[1]
+            best = report.defaults[report.best_default]
+            cols = st.columns(3)
+            cols[0].metric(
+                "Tuned, on queries it did not see",
+                f"{report.held_out:.3f}",
+                f"{report.gain:+.3f} vs the best default",
+            )
+            cols[1].metric(f"Best default ({report.best_default})", f"{best:.3f}")
+            cols[2].metric("Settings tried", report.grid_size)
+            st.plotly_chart(
+                display.tune_chart(report.defaults, report.held_out, report.chosen_score),
+                key="lab_tune_chart",
+            )
+            st.caption(
+                "nDCG@10 of each default mode, of the tuned setting on held-out queries (the "
+                "honest estimate) and on all queries (optimistic: it was tuned on them)."
+            )
+            st.markdown(f"**Chosen:** {display.md(describe_params(report.chosen))}")
+            st.markdown(display.md(report.reason))
+            if st.button("Save as configuration 'tuned'", key="lab_tune_save"):
+                save_config(collection.name, "tuned", report.chosen)
+                st.success("Saved as tuned: compare it with the defaults on the Compare tab.")

@@ -1,0 +1,326 @@
+"""The app in a real browser: Debian's headless Chromium, driven by Playwright.
+
+Starts ``streamlit run app.py`` on a free port with its own collections home (a copy of the
+sample collection and a tiny "garage" collection), then clicks through the main flow as a
+person would: upload a file, build, search, open the map, use the relevance lab and the
+health page, saving a screenshot of each page in ``artifacts/screenshots/``. Corpus text with
+markup must show as the characters it is, and no script may run (every dialog is recorded).
+Two browser contexts work on different collections at once without seeing each other's.
+
+Playwright never downloads a browser here: it drives ``/usr/bin/chromium``, and the module
+is skipped when that is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from search_core.collection import build_collection
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCRIPT = "<script>alert(1)</script>"
+IMAGE = "<img src=x onerror=alert(1)>"
+LINK = "[x](javascript:alert(1))"
+NOTES_CSV = (
+    "id,title,text,source\n"
+    f'n1,{SCRIPT},"Refund notes: {IMAGE} and {LINK} must show as text.",{IMAGE}\n'
+    'n2,Refund policy,"Refunds are paid back to the original card within five days.",policy\n'
+    'n3,Duplicate payments,"A customer charged twice gets the second payment back.",policy\n'
+    'n4,Brake pads,"The brake pads squeal when they are worn down.",garage\n'
+)
+SLOW = 300_000  # ms: the first page to load the model or fit a map takes a while
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app_home(tmp_path_factory: pytest.TempPathFactory, sample_collection, embedder) -> Path:
+    home = tmp_path_factory.mktemp("browser") / "collections"
+    shutil.copytree(sample_collection.folder.parent, home / "sample")
+    garage = home.parent / "garage.csv"
+    garage.write_text(
+        "id,title,text\n"
+        "g1,Brake pads,The brake pads squeal when they are worn down to the indicator.\n"
+        "g2,Oil change,Change the engine oil every fifteen thousand kilometres.\n"
+        "g3,Tyres,Check the tyre pressure once a month when the tyres are cold.\n",
+        encoding="utf-8",
+    )
+    build_collection("garage", garage, home=home, embedder=embedder)
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(app_home: Path) -> Iterator[str]:
+    port = free_port()
+    log = app_home.parent / "streamlit.log"
+    env = {
+        **os.environ,
+        "SEARCH_EXPLORER_HOME": str(app_home),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace"))
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Visitor:
+    """One browser session on the app, recording every dialog a script would open."""
+
+    def __init__(self, browser: object, url: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+        self.page = self.context.new_page()
+        self.dialogs: list[str] = []
+        self.page.on("dialog", self._dialog)
+        self.page.goto(url)
+        self.page.wait_for_selector("[data-testid='stSidebarNav']", timeout=SLOW)
+        self.idle()
+
+    def _dialog(self, dialog: object) -> None:
+        self.dialogs.append(dialog.message)  # type: ignore[attr-defined]
+        dialog.dismiss()  # type: ignore[attr-defined]
+
+    def idle(self) -> None:
+        """Wait until the app's script has finished its run."""
+        self.page.wait_for_timeout(500)
+        self.page.wait_for_selector(
+            "[data-testid='stApp'][data-test-script-state='notRunning']", timeout=SLOW
+        )
+
+    def text(self, expected: str) -> None:
+        """Wait until a text is on the page."""
+        self.page.get_by_text(expected, exact=False).first.wait_for(timeout=SLOW)
+
+    def go(self, title: str) -> None:
+        self.page.locator("[data-testid='stSidebarNav'] a", has_text=title).click()
+        self.idle()
+
+    def open_collection(self, name: str) -> None:
+        self.page.get_by_role("combobox", name="Open collection").click()
+        self.page.locator("[role='option']", has_text=name).first.click()
+        self.idle()
+
+    def open_name(self) -> str:
+        return str(self.page.get_by_role("combobox", name="Open collection").input_value())
+
+    def type(self, label: str, value: str) -> None:
+        box = self.page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        self.idle()
+
+    def click(self, name: str) -> None:
+        self.page.get_by_role("button", name=name).first.click()
+        self.idle()
+
+    def shot(self, name: str) -> None:
+        """Screenshot the whole page (Streamlit scrolls inside its main area, not the window)."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        height = self.page.evaluate(
+            "() => document.querySelector('[data-testid=stMain]').scrollHeight"
+        )
+        self.page.set_viewport_size({"width": 1400, "height": min(max(int(height), 1000), 2600)})
+        self.page.wait_for_timeout(800)  # let charts take the new size
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+        self.page.set_viewport_size({"width": 1400, "height": 1000})
+
+    def no_markup_ran(self) -> None:
+        """Corpus markup stayed text: no image, link or script was made from it."""
+        page = self.page
+        assert page.locator("img[src='x']").count() == 0
+        assert page.locator("a[href^='javascript']").count() == 0
+        scripts = "() => Array.from(document.scripts).some(s => s.text.includes('alert(1)'))"
+        assert not page.evaluate(scripts)
+        assert self.dialogs == []
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def test_main_flow_and_screenshots(server: str, browser: object, tmp_path: Path) -> None:
+    visitor = Visitor(browser, server)
+    page = visitor.page
+    visitor.text("Search Explorer indexes a collection")
+    assert visitor.open_name() == "sample"
+    visitor.shot("1-start")
+
+    # upload a file with markup in it and build a collection
+    visitor.go("Corpus")
+    notes = tmp_path / "notes.csv"
+    notes.write_text(NOTES_CSV, encoding="utf-8")
+    page.locator("input[type='file']").first.set_input_files(str(notes))
+    visitor.idle()
+    visitor.text("The first documents, as they will be indexed")
+    visitor.type("Collection name", "notes")
+    visitor.shot("2a-corpus-preview")
+    visitor.click("Build")
+    visitor.text("Built notes")
+    assert visitor.open_name() == "notes"
+    visitor.shot("2b-corpus-built")
+
+    # search it: the markup reads as text
+    visitor.go("Search")
+    visitor.type("Query", "refund notes text")
+    visitor.text("results ·")
+    shown = page.locator("[data-testid='stMain']").inner_text()
+    for markup in (SCRIPT, IMAGE, LINK):
+        assert markup in shown
+    visitor.no_markup_ran()
+    visitor.shot("3-search-markup")
+
+    # the map of it, coloured by the field that holds markup
+    visitor.go("Embedding map")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=SLOW)
+    page.get_by_role("combobox", name="Colour by").click()
+    page.locator("[role='option']", has_text="metadata: source").first.click()
+    visitor.idle()
+    legend = page.locator(".js-plotly-plot .legendtext").all_text_contents()
+    assert IMAGE in legend
+    visitor.no_markup_ran()
+    visitor.shot("4-map-markup")
+
+    # the sample collection, as a stakeholder sees it
+    visitor.open_collection("sample")
+    visitor.go("Search")
+    visitor.type("Query", "refund still not received for ORD-60552")
+    visitor.text("results ·")
+    visitor.shot("5-search")
+    page.get_by_role("radio", name="All three side by side").click()
+    visitor.idle()
+    visitor.text("Why it is here")
+    visitor.shot("6-search-three-modes")
+
+    visitor.go("Embedding map")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=SLOW)
+    visitor.text("The black star is the query")
+    visitor.shot("7-map")
+
+    visitor.go("Relevance lab")
+    visitor.click("Import the sample's 84 judged queries")
+    visitor.text("Queries with a relevant document")
+    page.get_by_role("tab", name="Configurations").click()
+    visitor.click("Save the three default modes")
+    page.get_by_role("tab", name="Compare").click()
+    visitor.click("Run and compare")
+    visitor.text("One query, the ranked lists side by side")
+    visitor.shot("8-lab-compare")
+    page.get_by_role("tab", name="Sweeps").click()
+    visitor.click("Run the sweep")
+    page.locator(".js-plotly-plot:visible").first.wait_for(timeout=SLOW)
+    visitor.shot("9-lab-sweep")
+
+    # with judgments, the map shows which results are relevant and what the search missed
+    visitor.go("Embedding map")
+    page.get_by_role("combobox", name="Colour by").click()
+    page.locator("[role='option']", has_text="judged relevance to the query").first.click()
+    visitor.idle()
+    page.get_by_text("Zoom in on the query").click()
+    visitor.idle()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=SLOW)
+    assert "3 perfect" in page.locator(".js-plotly-plot .legendtext").all_text_contents()
+    visitor.shot("10-map-judged")
+
+    visitor.go("Health")
+    visitor.text("Latency of recent queries")
+    visitor.click("Run the drift check")
+    visitor.text("No drift")
+    visitor.shot("11-health")
+    visitor.no_markup_ran()
+    visitor.close()
+
+
+def test_two_sessions_keep_their_own_collection_and_query(server: str, browser: object) -> None:
+    first, second = Visitor(browser, server), Visitor(browser, server)
+    first.open_collection("garage")
+    assert second.open_name() == "sample"
+    first.go("Search")
+    second.go("Search")
+    first.type("Query", "brake pads squeal")
+    second.type("Query", "customer charged twice")
+    first.text("results ·")
+    second.text("results ·")
+    first.go("Health")  # and back: each session keeps its own query and collection
+    second.go("Corpus")
+    first.go("Search")
+    second.go("Search")
+    first.text("results ·")
+    second.text("results ·")
+    assert first.open_name() == "garage" and second.open_name() == "sample"
+    assert first.page.get_by_label("Query", exact=True).input_value() == "brake pads squeal"
+    assert second.page.get_by_label("Query", exact=True).input_value() == "customer charged twice"
+    first_results = first.page.locator("[data-testid='stMain']").inner_text()
+    second_results = second.page.locator("[data-testid='stMain']").inner_text()
+    assert "Brake pads" in first_results and "commerce-" not in first_results
+    assert "commerce-" in second_results and "Brake pads" not in second_results
+    sidebar = "[data-testid='stSidebar']"
+    assert "3 documents" in first.page.locator(sidebar).inner_text()
+    assert "456 documents" in second.page.locator(sidebar).inner_text()
+    first.no_markup_ran()
+    second.no_markup_ran()
+    first.close()
+    second.close()
