@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from .settings import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from .types import Chunk, Document
 
@@ -66,7 +68,12 @@ def indexed_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
-TokenSpans = list[tuple[int, int]]
+TokenSpans = np.ndarray
+"""``(n, 2)`` int64 array: the character start and end of each token.
+
+An array rather than a list of tuples (16 bytes a token instead of about 120): a build from
+one 50 MB document peaked at 3.5 GB RSS with tuples and 1.2 GB with the array.
+"""
 
 
 def index_title(tokenizer: Any, title: str) -> str:
@@ -76,7 +83,7 @@ def index_title(tokenizer: Any, title: str) -> str:
     spans = token_spans(tokenizer, title[: MAX_TITLE_TOKENS * 40])
     if len(spans) <= MAX_TITLE_TOKENS:
         return title
-    return title[: spans[MAX_TITLE_TOKENS - 1][1]]
+    return title[: int(spans[MAX_TITLE_TOKENS - 1, 1])]
 
 
 def token_spans(tokenizer: Any, text: str) -> TokenSpans:
@@ -85,7 +92,7 @@ def token_spans(tokenizer: Any, text: str) -> TokenSpans:
     Long texts are tokenized in segments cut at whitespace, so a 50 MB document does not need
     one giant tokenizer call.
     """
-    spans: TokenSpans = []
+    parts = [np.zeros((0, 2), dtype=np.int64)]
     for offset, segment in _segments(text):
         encoded = tokenizer(
             segment,
@@ -95,8 +102,9 @@ def token_spans(tokenizer: Any, text: str) -> TokenSpans:
             return_token_type_ids=False,
             verbose=False,
         )
-        spans.extend((offset + s, offset + e) for s, e in encoded["offset_mapping"] if e > s)
-    return spans
+        offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        parts.append(offsets[offsets[:, 1] > offsets[:, 0]] + offset)
+    return np.concatenate(parts)
 
 
 def _segments(text: str) -> Iterator[tuple[int, str]]:
@@ -146,7 +154,7 @@ def _windows(spans: TokenSpans, budget: int, overlap: int) -> Iterator[tuple[int
 
 
 def _token_ranges(text: str, spans: TokenSpans, budget: int, overlap: int) -> list[tuple[int, int]]:
-    return [(spans[i][0], spans[j - 1][1]) for i, j in _windows(spans, budget, overlap)]
+    return [(int(spans[i, 0]), int(spans[j - 1, 1])) for i, j in _windows(spans, budget, overlap)]
 
 
 def _paragraph_ranges(
@@ -164,12 +172,12 @@ def _paragraph_ranges(
             ranges.append((pack[0][0], pack[-1][1]))
         pack, pack_tokens = [], 0
 
+    ends = spans[:, 1]  # non-decreasing
     for _, p_end in paragraphs:
         first = token_index
-        while token_index < len(spans) and spans[token_index][1] <= p_end:
-            token_index += 1
+        token_index = max(first, int(np.searchsorted(ends, p_end, side="right")))
         para_spans = spans[first:token_index]
-        if not para_spans:
+        if not len(para_spans):
             continue
         count = len(para_spans)
         if count > budget:
@@ -178,7 +186,7 @@ def _paragraph_ranges(
             continue
         if pack_tokens + count > budget:
             flush()
-        pack.append((para_spans[0][0], para_spans[-1][1]))
+        pack.append((int(para_spans[0, 0]), int(para_spans[-1, 1])))
         pack_tokens += count
     flush()
     return ranges

@@ -9,8 +9,9 @@ The journal is append-only. Each line is ``<sha256 of the JSON> <JSON record>``;
 or removes a query or a judgment. Every write appends whole lines, flushes and fsyncs before it
 returns, so a judgment is on disk the moment :meth:`JudgmentStore.judge` returns and a crash
 can lose at most the line being written. On loading, every line's checksum is verified: a torn
-last line (the one being written when the process died) is dropped and cut off before the
-next append; a damaged line anywhere else raises :class:`IntegrityError`. :meth:`compact`
+last line (the one being written when the process died, so without its final newline) is
+dropped and cut off before the next append; any other damaged line, a complete last line
+included, raises :class:`IntegrityError`. :meth:`compact`
 rewrites the journal with only the live records, atomically (temporary file and rename).
 
 Several processes may share a set: appends hold an exclusive ``flock`` and first read what
@@ -400,8 +401,10 @@ class JudgmentStore:
         for index, line in enumerate(lines):
             record = _decode(line)
             if record is None:
-                if verify_tail and index == len(lines) - 1:
+                if verify_tail and index == len(lines) - 1 and not line.endswith(b"\n"):
                     # The last line was being written when a process died: it never happened.
+                    # A complete line (newline and all) that fails its checksum was changed
+                    # after it was written, like any other damaged line.
                     return
                 raise IntegrityError(
                     f"{self.path}: line {self._lines + 1} is damaged (checksum mismatch); "
@@ -521,7 +524,8 @@ def open_judgments(
 
     Raises:
         CollectionError: no such collection.
-        IntegrityError: a journal line other than the last is damaged.
+        IntegrityError: a journal line is damaged (a torn last line, cut before its newline
+            by a crash, is dropped instead).
         ValueError: an invalid set name.
     """
     read_manifest(collection, home)  # the collection must exist

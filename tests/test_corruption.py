@@ -279,11 +279,6 @@ def test_a_damaged_journal_line_is_refused_naming_it(home: Path, damage: str) ->
             open_judgments(NAME, "default", home)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="judgments.py drops any bad last line as torn, even a complete one (ending in a "
-    "newline) that a crash mid-append cannot produce: the judgment silently disappears",
-)
 def test_a_damaged_complete_last_line_is_refused(home: Path) -> None:
     lines = journal(home).read_bytes().splitlines(keepends=True)
     lines[-1] = lines[-1].replace(b'"grade":2', b'"grade":3')
