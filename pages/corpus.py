@@ -10,6 +10,7 @@ import streamlit as st
 from pages import display, state
 from search_core.chunking import ChunkingConfig, chunk_document
 from search_core.collection import BuildOptions, delete_collection, validate_name
+from search_core.embedding import EMBEDDING_BACKENDS
 from search_core.ingest import SUPPORTED_EXTENSIONS, FieldMap
 from search_core.settings import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from search_core.vector_index import INDEX_KINDS
@@ -18,7 +19,12 @@ INDEX_HELP = {
     "flat": "exact search over every vector; best up to a few hundred thousand chunks",
     "ivf": "vectors grouped into lists, a few lists searched per query; faster, approximate",
     "hnsw": "a graph of neighbours; fast and accurate, more memory",
-    "ivfpq": "lists plus compressed vectors; the least memory, the most approximate",
+    "ivfpq": "lists of compressed vectors, candidates re-ranked exactly; the smallest index",
+}
+BACKEND_HELP = {
+    "torch": "PyTorch, the reference",
+    "onnx-fp32": "ONNX Runtime, same vectors, about 2x faster",
+    "onnx-int8": "ONNX Runtime with 8-bit weights, about 5x faster, near-identical vectors",
 }
 NO_TITLE, GENERATED_ID = "(no title)", "(number the rows)"
 
@@ -179,7 +185,7 @@ st.caption(
 )
 
 st.markdown("**Model and index**")
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 model_folder = left.text_input(
     "Embedding model",
     "",
@@ -187,6 +193,14 @@ model_folder = left.text_input(
     key="corpus_model",
     help="Leave empty for the bundled model, or give the folder of a local "
     "sentence-transformers model.",
+)
+backend = middle.selectbox(
+    "Embedding backend",
+    list(EMBEDDING_BACKENDS),
+    format_func=lambda b: f"{b}: {BACKEND_HELP.get(b, '')}",
+    key="corpus_backend",
+    help="How the model runs on the CPU. The collection is always searched with the backend it "
+    "was built with. The first ONNX build exports the model once (about 10 seconds).",
 )
 index_kind = right.selectbox(
     "Index kind",
@@ -279,6 +293,7 @@ if st.button("Build", key="corpus_build", type="primary", icon=":material/build:
             chunking=chunking,
             index_kind=str(index_kind),
             model=model_folder.strip() or None,
+            backend=str(backend),
             fields=fields,
         )
     except state.USER_ERRORS as exc:

@@ -34,9 +34,10 @@ model = manifest["model"]
 built = str(manifest["created_at"])[:16].replace("T", " ")
 st.markdown(
     f"**Model:** {display.md(str(model['name']).removeprefix('bundled:'))} "
-    f"({model['dim']}-number vectors) · **Index:** {index.kind} · **Built:** {built} UTC"
+    f"({model['dim']}-number vectors, run by {display.md(str(model.get('backend', 'torch')))}) · "
+    f"**Index:** {index.kind} · **Built:** {built} UTC"
 )
-st.caption("Model fingerprint (sha256 of its weights, configuration and tokenizer):")
+st.caption("Model fingerprint (sha256 of its weights, configuration, tokenizer and backend):")
 st.code(collection.fingerprint, language=None)
 parameters = ", ".join(f"{k} = {v}" for k, v in index.params.items())
 st.caption(

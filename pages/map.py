@@ -138,7 +138,7 @@ if query.strip():
         response = state.search(collection, query, params)
         grades = state.grades_for(store, query)
         with st.spinner("Placing the query on the map..."):
-            vector = collection.embedder.embed_query(query)
+            vector = state.query_vector(collection, query)
             query_xy = transform(projection, collection, vector)[0]
             hits_xy = place_chunks(projection, collection, [h.chunk_id for h in response.hits])
             found = {h.doc_id for h in response.hits}

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ _OPEN_NEXT = "_open_next"
 _SET_KEY = "judgment_set"
 _RESPONSES = "_responses"
 _KEPT_RESPONSES = 16
+_QUERY_VECTORS = "_query_vectors"
 
 
 # --------------------------------------------------------------------------- the open collection
@@ -438,18 +439,49 @@ def search(collection: Collection, query: str, params: SearchParams) -> SearchRe
     """Search, reusing this session's answer when the same search was just made.
 
     Streamlit reruns a page on every click (judging a result, say); searching again each
-    time would also log the same query again in the latency figures.
+    time would also log the same query again in the latency figures. A new search of the same
+    query (other settings) reuses its vector: only a query embedded now counts in the
+    embedding latency.
     """
     key = json.dumps([collection.name, version(collection), query, params.to_dict()], default=str)
     kept: dict[str, SearchResponse] = st.session_state.setdefault(_RESPONSES, {})
     if key in kept:
         return kept[key]
-    response = run_search(collection, query, params)
-    QUERY_LOG.record(collection.name, response)
+    vector, embed_ms = None, None
+    if params.mode != "bm25" and query.strip():
+        vector, embed_ms = _query_vector(collection, query)
+    response = run_search(collection, query, params, query_vector=vector)
+    if embed_ms is not None:
+        response = replace(response, timings=replace(response.timings, embed_ms=embed_ms))
+    QUERY_LOG.record(collection.name, response, embedded=embed_ms is not None)
     kept[key] = response
     while len(kept) > _KEPT_RESPONSES:
         kept.pop(next(iter(kept)))
     return response
+
+
+def query_vector(collection: Collection, query: str) -> np.ndarray:
+    """The query's vector, embedded once per session and collection version.
+
+    The map page reruns on every widget change; the query need not be embedded each time.
+    """
+    return _query_vector(collection, query)[0]
+
+
+def _query_vector(collection: Collection, query: str) -> tuple[np.ndarray, float | None]:
+    """(the query's vector, milliseconds spent embedding it now, or None when reused)."""
+    key = json.dumps([collection.name, version(collection), query])
+    kept: dict[str, np.ndarray] = st.session_state.setdefault(_QUERY_VECTORS, {})
+    if key in kept:
+        return kept[key], None
+    embedder = collection.embedder
+    embedder.load()  # the model's first load is not the query's embedding time
+    tick = time.perf_counter()
+    kept[key] = embedder.embed_query(query)
+    embed_ms = (time.perf_counter() - tick) * 1000
+    while len(kept) > _KEPT_RESPONSES:
+        kept.pop(next(iter(kept)))
+    return kept[key], embed_ms
 
 
 @dataclass(frozen=True)

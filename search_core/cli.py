@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from .chunking import ChunkingConfig
+from .embedding import EMBEDDING_BACKENDS
 from .errors import SearchExplorerError
 from .settings import DEFAULT_CANDIDATES, DEFAULT_K, DEFAULT_RRF_K, DEFAULT_THRESHOLD
 from .types import SEARCH_MODES, SearchResponse
@@ -76,6 +77,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         index_kind=args.index,
         index_params=_parse_index_params(args.index_param),
         model=args.model,
+        backend=args.backend,
         fields=fields,
     )
     collection = build_collection(
@@ -362,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="index parameter, e.g. nlist=256, nprobe=16, M=32, m=48, nbits=8",
     )
     p.add_argument("--model", default=None, help="a local sentence-transformers model folder")
+    p.add_argument(
+        "--backend",
+        choices=tuple(EMBEDDING_BACKENDS),
+        default="torch",
+        help="embedding backend: torch (reference), onnx-fp32, or onnx-int8 (fastest)",
+    )
     p.add_argument("--text-field", default=None)
     p.add_argument("--title-field", default=None)
     p.add_argument("--id-field", default=None)

@@ -38,7 +38,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .chunking import ChunkingConfig, chunk_documents, index_title, indexed_texts
-from .embedding import Embedder, EmbeddingCache, model_fingerprint, resolve_model, shared_embedder
+from .embedding import (
+    Embedder,
+    EmbeddingCache,
+    embedding_backend,
+    manifest_embedder,
+    model_fingerprint,
+    resolve_model,
+    shared_embedder,
+)
 from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
 from .ingest import FieldMap, IngestReport, read_source
 from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
@@ -54,6 +62,7 @@ from .storage import (
     sha256_bytes,
     write_files,
 )
+from .telemetry import REFERENCE_KEY, reference_record
 from .types import Chunk, Document, PageSpan
 from .vector_index import VectorIndex, build_vector_index
 
@@ -109,6 +118,8 @@ class BuildOptions:
         index_kind: ``flat``, ``ivf``, ``hnsw`` or ``ivfpq``.
         index_params: parameters of the index kind (nlist, nprobe, M, ...); defaults by size.
         model: None for the bundled model, or a local sentence-transformers folder.
+        backend: the embedding backend (a key of ``EMBEDDING_BACKENDS``); part of the
+            fingerprint, so the collection is always searched with the same one.
         fields: which columns or fields hold the text, title, id and metadata.
         bm25_k1: BM25 term-frequency saturation.
         bm25_b: BM25 length normalization.
@@ -118,9 +129,13 @@ class BuildOptions:
     index_kind: str = DEFAULT_INDEX_KIND
     index_params: dict[str, int] = field(default_factory=dict)
     model: str | None = None
+    backend: str = "torch"
     fields: FieldMap | None = None
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
+
+    def __post_init__(self) -> None:
+        embedding_backend(self.backend)  # ValueError naming the valid backends
 
 
 @dataclass(frozen=True)
@@ -182,7 +197,7 @@ class Collection:
     def embedder(self) -> Embedder:
         """The embedding model, checked against the stored fingerprint."""
         if self._embedder is None:
-            self._embedder = shared_embedder(self.manifest["model"]["name"])
+            self._embedder = manifest_embedder(self.manifest["model"])
         if self._embedder.fingerprint != self.fingerprint:
             raise FingerprintMismatchError(self.name, self.fingerprint, self._embedder.fingerprint)
         return self._embedder
@@ -288,7 +303,7 @@ def build_collection(
     report("read", 1, 1)
     seconds["read"] = time.perf_counter() - started
 
-    embedder = embedder or shared_embedder(options.model)
+    embedder = embedder or shared_embedder(options.model, options.backend)
     tick = time.perf_counter()
     tokenizer = embedder.tokenizer
     chunks = chunk_documents(
@@ -311,6 +326,8 @@ def build_collection(
     try:
         embeddings = embedder.embed(texts, cache=cache, progress=lambda d, t: report("embed", d, t))
         probe_vectors = embedder.embed(probe_texts, cache=cache)
+        # what top-result similarities look like for this corpus, for the health check
+        reference = reference_record([c.text for c in chunks], embedder.embed_queries, embeddings)
     finally:
         cache.close()
     seconds["embed"] = time.perf_counter() - tick
@@ -342,6 +359,7 @@ def build_collection(
             "max_seq_length": embedder.max_seq_length,
             "normalized": True,
         },
+        REFERENCE_KEY: reference,
         "chunking": options.chunking.to_dict(),
         "index": vector_index.describe(),
         "bm25": {"engine": "bm25s", "k1": options.bm25_k1, "b": options.bm25_b},
@@ -595,7 +613,8 @@ def _load(
             embedder.fingerprint
             if embedder is not None
             else model_fingerprint(
-                resolve_model(manifest["model"]["name"])[1], manifest["model"]["backend"]
+                resolve_model(manifest["model"]["name"])[1],
+                str(manifest["model"].get("backend", "torch")),
             )
         )
         if current != stored:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .collection import Collection, load_probes
-from .embedding import Embedder, shared_embedder
+from .embedding import Embedder, manifest_embedder
 
 DRIFT_MIN_COSINE = 0.99
 """Mean cosine between stored and fresh probe vectors below which the model has drifted."""
@@ -52,7 +52,7 @@ def drift_check(
         embedder: the model to check; by default the model named in the manifest, as installed.
         threshold: minimum mean cosine.
     """
-    embedder = embedder or shared_embedder(collection.manifest["model"]["name"])
+    embedder = embedder or manifest_embedder(collection.manifest["model"])
     texts, stored = load_probes(collection)
     fresh = embedder.embed_queries(texts)
     if fresh.shape != stored.shape:

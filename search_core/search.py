@@ -210,7 +210,7 @@ def _search_at_depth(
     tick = time.perf_counter()
     vector_of = _rank_table(vector_ids, vector_scores)
     bm25_of = _rank_table(bm25_ids, bm25_scores)
-    # Exact cosines from the stored vectors (ANN scores such as ivfpq's are approximate).
+    # Exact cosines from the stored vectors, for BM25's candidates too.
     similarity: dict[int, float] = {}
     if query_vector is not None:
         candidate_ids = np.union1d(vector_ids, bm25_ids)

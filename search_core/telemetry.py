@@ -70,7 +70,8 @@ class QueryRecord:
         hits: results returned.
         top_similarity: cosine similarity of the best candidate to the query, whether or not
             it passed the threshold; None in bm25 mode.
-        embedded: whether the query was embedded (vector and hybrid modes).
+        embedded: whether the query was embedded for this search (vector and hybrid modes,
+            unless a vector computed earlier was reused).
     """
 
     collection: str
@@ -142,7 +143,12 @@ class QueryLog:
         self._lock = threading.Lock()
 
     def record(
-        self, collection: str, response: SearchResponse, *, at: float | None = None
+        self,
+        collection: str,
+        response: SearchResponse,
+        *,
+        at: float | None = None,
+        embedded: bool | None = None,
     ) -> QueryRecord:
         """Add an answered query.
 
@@ -150,13 +156,16 @@ class QueryLog:
             collection: the collection searched.
             response: the search's answer (its timings and candidate similarities are kept).
             at: when (default now).
+            embedded: whether the query was embedded for this search (default: in vector
+                and hybrid modes); False when a vector computed earlier was reused, so its
+                zero embedding time stays out of the embedding percentiles.
 
         Returns:
             The record added.
         """
         timings = response.timings
         similarities = response.candidate_similarities
-        embedded = response.mode != "bm25"
+        uses_vector = response.mode != "bm25"
         record = QueryRecord(
             collection=collection,
             mode=response.mode,
@@ -164,8 +173,8 @@ class QueryLog:
             embed_ms=timings.embed_ms,
             search_ms=timings.vector_ms + timings.bm25_ms + timings.fusion_ms,
             hits=len(response.hits),
-            top_similarity=float(max(similarities)) if embedded and similarities else None,
-            embedded=embedded,
+            top_similarity=float(max(similarities)) if uses_vector and similarities else None,
+            embedded=uses_vector if embedded is None else embedded and uses_vector,
         )
         with self._lock:
             self._records.append(record)

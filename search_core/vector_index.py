@@ -8,7 +8,7 @@ Four kinds are registered by name in ``INDEX_KINDS``:
 - ``hnsw``: ``IndexHNSWFlat``, a navigable small-world graph explored with a beam of
   ``ef_search`` candidates.
 - ``ivfpq``: ``IndexIVFPQ``, IVF lists holding product-quantized codes (``m`` sub-vectors of
-  ``nbits`` bits each); its scores are approximations of the cosine.
+  ``nbits`` bits each); its candidates are re-ranked by exact cosine with the stored vectors.
 
 A corpus too small to train a kind falls back to a simpler one (``ivfpq`` -> ``ivf`` ->
 ``flat``); ``VectorIndex.kind`` says what was built and ``fallback_reason`` says why.
@@ -18,8 +18,8 @@ filter travel with each call in a fresh FAISS ``SearchParameters`` object, so on
 ``VectorIndex`` can serve concurrent searches with different settings.
 
 The ``VectorIndex`` keeps a reference to the vectors it was built or loaded with, for the
-exact search over a small allowed set and for the rare approximate search that comes back
-short of ``k`` hits.
+exact search over a small allowed set, for the rare approximate search that comes back
+short of ``k`` hits, and to re-rank ivfpq's candidates.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ PQ_NBITS_MAX = 8
 PQ_NBITS_MIN = 4
 PQ_M_CHOICES = (48, 32, 24, 16, 8, 4, 2, 1)
 """Candidate numbers of PQ sub-vectors, largest first; the first that divides dim is used."""
+
+PQ_RERANK = 10
+"""ivfpq fetches this many candidates per hit wanted and re-ranks them by exact cosine."""
 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
@@ -118,12 +121,15 @@ class Builder(ABC):
         faiss_type: the FAISS class an index of this kind is an instance of.
         exact: whether search returns the exact top k.
         fallback: the kind built instead when the corpus is too small for this one.
+        rerank: candidates fetched from FAISS per hit wanted, then re-scored with the exact
+            vectors (1: FAISS's own top k and scores are used as they are).
     """
 
     name: ClassVar[str]
     faiss_type: ClassVar[type[faiss.Index]]
     exact: ClassVar[bool] = False
     fallback: ClassVar[str | None] = None
+    rerank: ClassVar[int] = 1
 
     def defaults(self, n: int, dim: int) -> dict[str, int]:
         """Default parameters for ``n`` vectors of ``dim`` dimensions; keys are the valid names."""
@@ -255,13 +261,18 @@ class IVFPQBuilder(IVFBuilder):
     384-d, so 8-d sub-vectors and 48-byte codes at nbits=8). Training a sub-quantizer of
     ``2**nbits`` centroids takes about ``39 * 2**nbits`` vectors, so nbits (default 8) is lowered
     for small corpora, not below 4; under ``39 * 16 = 624`` vectors the index falls back to
-    ivf. ``nlist`` and ``nprobe`` follow the ivf rules. Scores are the quantized
-    approximations of the cosine, not the exact cosine.
+    ivf. ``nlist`` and ``nprobe`` follow the ivf rules.
+
+    The quantized codes rank the very top poorly (recall@10 0.37 against exact search on 1M
+    vectors, BENCHMARKS.md), so a search fetches ``PQ_RERANK * k`` candidates and re-ranks
+    them by their exact cosine with the stored vectors: hits and scores are exact among the
+    candidates the lists gave.
     """
 
     name = "ivfpq"
     faiss_type = faiss.IndexIVFPQ
     fallback = "ivf"
+    rerank = PQ_RERANK
 
     def defaults(self, n: int, dim: int) -> dict[str, int]:
         nbits = next(
@@ -589,8 +600,7 @@ class VectorIndex:
             ``(ids, scores)``: int64 ids and float32 scores, best first (ties by id). There are
             exactly ``min(k, number of allowed vectors)`` hits: an approximate search that
             comes back short is redone exactly over the allowed vectors. Scores are exact
-            cosines except for ivfpq, whose scores are quantized approximations unless the
-            search was done exactly.
+            cosines (ivfpq's candidates are re-ranked with the stored vectors).
 
         Raises:
             ValueError: for a query of the wrong shape, k, nprobe or ef_search that is not a
@@ -642,12 +652,15 @@ class VectorIndex:
             # The selector reads these bits during the search: keep them referenced until then.
             bits = np.packbits(mask, bitorder="little")
             params.sel = faiss.IDSelectorBitmap(bits.size, faiss.swig_ptr(bits))
-        scores, ids = self._index.search(matrix, k, params=params)
+        fetch = min(k * self._builder.rerank, count)
+        scores, ids = self._index.search(matrix, fetch, params=params)
         results = []
         for query, row_ids, row_scores in zip(matrix, ids, scores, strict=True):
             found = row_ids >= 0
             if np.count_nonzero(found) < k:
                 results.append(_exact_top_k(self._vectors, query, k, candidates))
+            elif fetch > k:
+                results.append(_exact_top_k(self._vectors, query, k, row_ids[found]))
             else:
                 results.append(_ranked(row_ids[found], row_scores[found]))
         return results

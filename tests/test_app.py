@@ -177,6 +177,22 @@ def test_upload_a_csv_and_build_a_collection(home: Path) -> None:
     assert read_manifest("my-shop", home)[1]["counts"]["documents"] == 6
 
 
+def test_build_with_another_embedding_backend(home: Path) -> None:
+    at = visit(start(), "pages/corpus.py")
+    at.file_uploader[0].set_value([("shop.csv", SHOP_CSV.encode(), "text/csv")])
+    at.run()
+    at.selectbox(key="corpus_backend").select("onnx-int8").run()
+    at.text_input(key="corpus_name").input("fast-shop")
+    at.button(key="corpus_build").click().run()
+    assert not at.exception and not at.error
+    assert read_manifest("fast-shop", home)[1]["model"]["backend"] == "onnx-int8"
+    at = visit(at, "pages/search.py")
+    at.slider(key="search_threshold").set_value(0.0)
+    at.text_input(key="search_query").input("refund paid back").run()
+    assert not at.exception and not at.error
+    assert "results ·" in texts(at) and "vector rank" in texts(at)
+
+
 def test_an_unreadable_upload_is_a_message(home: Path) -> None:
     at = visit(start(), "pages/corpus.py")
     bad = b'{"_id": "a", "text": "fine"}\n{"_id": "b", "text": \n'
@@ -268,6 +284,38 @@ def test_map_places_the_query_and_its_results(shop: Path) -> None:
     assert not at.exception
     at.segmented_control(key="map_dims").set_value(3).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
+def test_widget_changes_neither_refit_the_map_nor_embed_again(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search_core.embedding import Embedder
+
+    fits: list[object] = []
+    encoded: list[str] = []
+    project, encode = state.project, Embedder._encode
+    monkeypatch.setattr(state, "project", lambda *a, **k: fits.append(a) or project(*a, **k))
+    monkeypatch.setattr(
+        Embedder, "_encode", lambda self, texts: encoded.extend(texts) or encode(self, texts)
+    )
+    at = start(last_query="brake pads squeal")
+    visit(at, "pages/map.py")
+    assert len(fits) <= 1  # fitted now, or read from the map cache of an earlier test
+    fits_before, encoded_before = len(fits), len(encoded)
+    at.selectbox(key="map_color@shop").set_value("category").run()
+    at.toggle(key="map_zoom").set_value(True).run()
+    at.selectbox(key="map_color@shop").set_value("cluster").run()
+    assert not at.exception
+    assert len(fits) == fits_before
+    assert len(encoded) == encoded_before, encoded[encoded_before:]
+    # searching again with other display settings embeds nothing new either
+    visit(at, "pages/search.py")
+    at.text_input(key="search_query").input("brake pads squeal").run()
+    encoded_before = len(encoded)
+    at.slider(key="search_k").set_value(3).run()
+    at.segmented_control(key="search_mode").set_value("vector").run()
+    assert not at.exception
+    assert len(encoded) == encoded_before, encoded[encoded_before:]
 
 
 def test_health_shows_latency_after_searches(shop: Path) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from search_core.embedding import (
     bundled_model_path,
     model_fingerprint,
     normalize_rows,
+    text_sha256,
 )
 from search_core.errors import ModelError
 
@@ -119,4 +121,58 @@ def test_cache_ignores_rows_of_the_wrong_size(tmp_path: Path) -> None:
     cache.put_many("fp", {"key": np.ones(3, dtype=np.float32)})
     assert cache.get_many("fp", ["key"], dim=384) == {}
     assert set(cache.get_many("fp", ["key"], dim=3)) == {"key"}
+    cache.close()
+
+
+def _damage_cache(path: Path, sql: str) -> None:
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute(sql)
+    connection.close()
+
+
+def test_cache_rows_damaged_on_disk_are_misses(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    cache = EmbeddingCache(path)
+    vectors = {"a": np.arange(4, dtype=np.float32), "b": np.ones(4, dtype=np.float32)}
+    cache.put_many("fp", vectors)
+    assert set(cache.get_many("fp", ["a", "b"], dim=4)) == {"a", "b"}
+    # one byte of a's vector flipped: the row no longer matches its checksum
+    blob = bytearray(vectors["a"].tobytes())
+    blob[5] ^= 0x01
+    _damage_cache(
+        path, f"UPDATE {EmbeddingCache.TABLE} SET vec = X'{blob.hex()}' WHERE text_sha = 'a'"
+    )
+    assert set(cache.get_many("fp", ["a", "b"], dim=4)) == {"b"}
+    # a row moved to another key, or another model's fingerprint, with its own checksum
+    _damage_cache(path, f"UPDATE {EmbeddingCache.TABLE} SET text_sha = 'c' WHERE text_sha = 'b'")
+    assert cache.get_many("fp", ["b", "c"], dim=4) == {}
+    cache.put_many("fp", {"d": vectors["b"]})
+    _damage_cache(
+        path, f"UPDATE {EmbeddingCache.TABLE} SET fingerprint = 'other' WHERE text_sha = 'd'"
+    )
+    assert cache.get_many("other", ["d"], dim=4) == {}
+    cache.close()
+
+
+def test_a_damaged_cached_vector_is_embedded_again(tmp_path: Path, embedder) -> None:
+    path = tmp_path / "cache.sqlite"
+    cache = EmbeddingCache(path)
+    fresh = embedder.embed(["the brake pads were replaced"], cache=cache)
+    _damage_cache(path, f"UPDATE {EmbeddingCache.TABLE} SET vec = zeroblob(length(vec))")
+    again = embedder.embed(["the brake pads were replaced"], cache=cache)
+    assert np.array_equal(again, fresh)
+    assert set(
+        cache.get_many(embedder.fingerprint, [text_sha256("the brake pads were replaced")], dim=384)
+    )
+    cache.close()
+
+
+def test_cache_of_an_earlier_version_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    _damage_cache(path, "CREATE TABLE vectors (fingerprint TEXT, text_sha TEXT, dim INT, vec BLOB)")
+    cache = EmbeddingCache(path)
+    assert cache.count() == 0
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
+    assert ("vectors",) not in tables
     cache.close()

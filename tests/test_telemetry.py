@@ -77,6 +77,18 @@ def test_latency_percentiles_leave_bm25_out_of_embedding_times() -> None:
     assert math.isnan(QueryLog().latency().embed_p50_ms)
 
 
+def test_a_reused_query_vector_stays_out_of_embedding_times() -> None:
+    log = QueryLog()
+    log.record("shop", response("hybrid", 20.0, 5.0, (0.6,)))
+    reused = log.record("shop", response("vector", 0.0, 4.0, (0.6,)), embedded=False)
+    assert not reused.embedded and reused.top_similarity == pytest.approx(0.6)
+    summary = log.latency("shop")
+    assert (summary.queries, summary.embedded) == (2, 1)
+    assert summary.embed_p50_ms == pytest.approx(20.0)
+    assert len(log.top_similarities("shop")) == 2
+    assert not log.record("shop", response("bm25", 0.0, 1.0), embedded=True).embedded
+
+
 def test_log_is_bounded_filtered_and_cleared() -> None:
     log = QueryLog(capacity=3)
     for i in range(5):
@@ -189,13 +201,16 @@ def test_collection_reference_prefers_the_record_made_at_build_time(home, embedd
         "ref", IngestReport(DOCS, 0, (), 1, ()), embedder=embedder, home=home
     )
     values, recorded = collection_reference(collection)
-    assert not recorded and len(values) == len(collection.chunks)
+    assert recorded and len(values) == len(collection.chunks)  # recorded by the build
     # each snippet is a piece of a chunk, so its best match is clearly related
     assert float(values.min()) > 0.3 and float(values.max()) <= 1.0 + 1e-6
     record = reference_record(
         [c.text for c in collection.chunks], embedder.embed_queries, collection.embeddings
     )
     assert record["values"] == pytest.approx(values.tolist(), abs=1e-4)
+    del collection.manifest[REFERENCE_KEY]  # a collection built before records existed
+    values, recorded = collection_reference(collection)
+    assert not recorded and values.tolist() == pytest.approx(record["values"], abs=1e-4)
     collection.manifest[REFERENCE_KEY] = {**record, "values": [0.1, 0.2]}
     values, recorded = collection_reference(collection)
     assert recorded and values.tolist() == [0.1, 0.2]

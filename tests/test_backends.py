@@ -1,0 +1,157 @@
+"""Embedding backends: ONNX Runtime fp32 and int8 against the PyTorch reference.
+
+The ONNX export runs once per session, into the session's embedding cache folder
+(``SEARCH_EXPLORER_CACHE``, set by conftest).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from search_core.cli import main
+from search_core.collection import BuildOptions, build_collection, open_collection
+from search_core.embedding import (
+    EMBEDDING_BACKENDS,
+    Embedder,
+    OnnxEncoder,
+    model_fingerprint,
+    onnx_model_file,
+    shared_embedder,
+)
+from search_core.errors import FingerprintMismatchError, ModelError
+from search_core.search import search
+from search_core.settings import cache_folder
+from tests.conftest import shared_dataset
+
+MIN_MEAN_COSINE = {"onnx-fp32": 0.9999, "onnx-int8": 0.99}
+"""The agreement each backend promises with PyTorch fp32 (mean cosine over the texts)."""
+
+HAND_MADE = [
+    "",
+    "hi",
+    "ORD-58213",
+    "How do I reset my password?",
+    "Customer charged twice for one purchase; refund the second charge.",
+    "A critical vulnerability (CVE-2024-31877) allows remote code execution.",
+    "Photosynthesis converts light energy into chemical energy. " * 30,  # over 256 tokens
+]
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    """A few dozen texts: hand-made edge cases, plus cranfield abstracts when present."""
+    try:
+        folder = shared_dataset("cranfield")
+    except pytest.skip.Exception:
+        return HAND_MADE * 4
+    with (folder / "corpus.jsonl").open(encoding="utf-8") as handle:
+        abstracts = [json.loads(line)["text"] for _, line in zip(range(30), handle, strict=False)]
+    return HAND_MADE + abstracts
+
+
+@pytest.mark.parametrize("backend", ["onnx-fp32", "onnx-int8"])
+def test_backend_vectors_agree_with_pytorch(embedder, texts, backend: str) -> None:
+    reference = embedder.embed(texts)
+    vectors = shared_embedder(backend=backend).embed(texts)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(vectors * reference, axis=1)
+    assert cosines.mean() >= MIN_MEAN_COSINE[backend]
+    if backend == "onnx-fp32":  # the same computation: every single vector agrees
+        assert cosines.min() >= 0.9999
+
+
+@pytest.mark.parametrize("backend", ["onnx-fp32", "onnx-int8"])
+def test_a_text_gets_one_vector_whatever_its_batch(backend: str) -> None:
+    # int8 quantizes activations with one scale per run, so texts run one at a time: a query
+    # and the same text indexed beside texts of very different lengths get the same vector.
+    onnx = shared_embedder(backend=backend)
+    batch = onnx.embed(HAND_MADE)
+    alone = np.stack([onnx.embed_query(text) for text in HAND_MADE])
+    assert np.allclose(batch, alone, atol=1e-6)
+
+
+def test_backend_switch_changes_the_fingerprint(embedder) -> None:
+    fingerprints = {name: Embedder(backend=name).fingerprint for name in EMBEDDING_BACKENDS}
+    assert set(fingerprints) == {"torch", "onnx-fp32", "onnx-int8"}
+    assert len(set(fingerprints.values())) == 3
+    assert fingerprints["torch"] == embedder.fingerprint
+    assert tuple(EMBEDDING_BACKENDS) == Embedder.BACKENDS
+
+
+def test_unknown_backend_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="onnx-int8"):
+        Embedder(backend="onnx-fp16")
+
+
+def test_export_is_cached_by_the_torch_fingerprint(embedder) -> None:
+    onnx = shared_embedder(backend="onnx-int8")
+    assert isinstance(onnx.load(), OnnxEncoder)
+    assert onnx.tokenizer is onnx.model.tokenizer
+    folder = cache_folder() / "onnx" / model_fingerprint(embedder.path, "torch")
+    fp32, int8 = onnx_model_file(embedder.path, "fp32"), onnx_model_file(embedder.path, "int8")
+    assert fp32.parent == folder == int8.parent
+    # int8 weights are a quarter of fp32's (plus scales and the non-quantized parts)
+    assert int8.stat().st_size < fp32.stat().st_size / 3
+
+
+def test_damaged_export_is_made_again(embedder) -> None:
+    fp32 = onnx_model_file(embedder.path, "fp32")
+    data = fp32.read_bytes()
+    try:
+        fp32.write_bytes(data[:1000])
+        assert onnx_model_file(embedder.path, "fp32").read_bytes() == data
+    finally:
+        if fp32.read_bytes() != data:
+            fp32.write_bytes(data)
+
+
+def test_unsupported_pooling_is_refused(tmp_path, embedder) -> None:
+    from tests.test_embedding import model_copy
+
+    copy = model_copy(tmp_path)
+    config = copy / "1_Pooling" / "config.json"
+    settings = json.loads(config.read_text())
+    settings.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    config.write_text(json.dumps(settings))
+    with pytest.raises(ModelError, match="mean pooling"):
+        Embedder(copy, backend="onnx-fp32").load()
+
+
+CSV = """id,text
+a,Refund for order ORD-58213 was issued to the customer's card.
+b,The brake pads were replaced at 60000 km during the service.
+c,A remote code execution flaw in the VPN gateway was patched.
+"""
+
+
+def test_a_collection_is_searched_with_the_backend_it_was_built_with(home, tmp_path) -> None:
+    source = tmp_path / "docs.csv"
+    source.write_text(CSV, encoding="utf-8")
+    build_collection("quick", source, BuildOptions(backend="onnx-int8"))
+    collection = open_collection("quick")
+    assert collection.manifest["model"]["backend"] == "onnx-int8"
+    assert collection.embedder.backend == "onnx-int8"
+    assert collection.fingerprint == Embedder(backend="onnx-int8").fingerprint
+    assert search(collection, "brakes replaced", mode="vector", k=1).hits[0].doc_id == "b"
+    with pytest.raises(FingerprintMismatchError):
+        open_collection("quick", embedder=Embedder(backend="torch"))
+
+
+def test_build_options_refuse_an_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="valid backends"):
+        BuildOptions(backend="tensorrt")
+
+
+def test_index_command_takes_a_backend(home, tmp_path, capsys) -> None:
+    source = tmp_path / "docs.csv"
+    source.write_text(CSV, encoding="utf-8")
+    assert main(["index", str(source), "--name", "cli", "--backend", "onnx-fp32"]) == 0
+    capsys.readouterr()
+    assert main(["info", "cli", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["backend"] == "onnx-fp32"
+    with pytest.raises(SystemExit):
+        main(["index", str(source), "--name", "cli2", "--backend", "fp16"])
