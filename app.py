@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import state
+
 st.set_page_config(
     page_title="Search Explorer", page_icon=":material/travel_explore:", layout="wide"
 )
+state.warm_up_maps()  # the map's kernels compile while the visitor looks at other pages
 
 navigation = st.navigation(
     [

@@ -47,6 +47,7 @@ else:
                 "chunks": i.chunks,
                 "index": i.index_kind,
                 "model": i.model.removeprefix("bundled:"),
+                "backend": i.backend,
                 "built (UTC)": i.created_at.replace("T", " ").removesuffix("+00:00"),
                 "open here": "yes" if i.name == st.session_state.get(state.OPEN_KEY) else "",
             }

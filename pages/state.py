@@ -12,11 +12,14 @@ What a session chooses, the open collection, its uploads, its recent searches, l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -116,6 +119,32 @@ def sync_widget(key: str, value: Any) -> None:
 
 def _picked() -> None:
     st.session_state[OPEN_KEY] = st.session_state[_PICKER]
+
+
+WARM_UP_ENV = "SEARCH_EXPLORER_WARM_UP"
+"""Set to 0 to skip compiling the map's kernels in the background when the app starts."""
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_maps() -> threading.Thread | None:
+    """Start, once per server process, a background thread that compiles UMAP's kernels.
+
+    Without it the first map a visitor opens waits 10-30 s for numba to compile.
+    """
+    if os.environ.get(WARM_UP_ENV, "1") == "0":
+        return None
+    thread = threading.Thread(target=_warm_up_quietly, name="map-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up_quietly() -> None:
+    from search_core.projection import warm_up
+
+    # Only an optimisation: should it fail, the first map compiles the kernels itself and
+    # shows any error on its page.
+    with contextlib.suppress(Exception):
+        warm_up()
 
 
 def sidebar() -> None:

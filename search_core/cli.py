@@ -207,7 +207,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"documents    {counts['documents']}  (skipped empty: {counts['skipped_empty']})",
         f"chunks       {counts['chunks']}  ({manifest['chunking']['method']}, size "
         f"{manifest['chunking']['size']}, overlap {manifest['chunking']['overlap']})",
-        f"model        {model['name']}  ({model['dim']}-d, max {model['max_seq_length']} tokens)",
+        f"model        {model['name']}  ({model['dim']}-d, max {model['max_seq_length']} tokens, "
+        f"{model.get('backend', 'torch')} backend)",
         f"fingerprint  {model['fingerprint']}",
         f"index        {index['kind']} {json.dumps(index.get('params', {}), sort_keys=True)}",
         "bm25         {engine} k1={k1} b={b}".format(**manifest["bm25"]),

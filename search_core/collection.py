@@ -150,6 +150,7 @@ class CollectionInfo:
     model: str
     fingerprint: str
     source: str
+    backend: str = "torch"
 
 
 class Collection:
@@ -675,6 +676,7 @@ def _info(name: str, manifest: dict[str, Any]) -> CollectionInfo:
         model=str(manifest["model"]["name"]),
         fingerprint=str(manifest["model"]["fingerprint"]),
         source=str(manifest["source"]["path"]),
+        backend=str(manifest["model"].get("backend", "torch")),
     )
 
 

@@ -449,3 +449,19 @@ def test_durations_in_words(seconds: float, words: str) -> None:
 )
 def test_uploaded_file_names_stay_in_their_folder(name: str, safe: str) -> None:
     assert state.safe_file_name(name) == safe
+
+
+def test_map_warm_up_starts_once_and_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+    monkeypatch.setattr(state, "_warm_up_quietly", lambda: started.append("warm-up"))
+    state.warm_up_maps.clear()
+    monkeypatch.setenv(state.WARM_UP_ENV, "0")
+    assert state.warm_up_maps() is None and started == []
+    state.warm_up_maps.clear()
+    monkeypatch.delenv(state.WARM_UP_ENV)
+    thread = state.warm_up_maps()
+    assert thread is not None
+    thread.join(timeout=10)
+    assert state.warm_up_maps() is thread  # once per process
+    assert started == ["warm-up"]
+    state.warm_up_maps.clear()

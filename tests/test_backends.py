@@ -153,5 +153,9 @@ def test_index_command_takes_a_backend(home, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["info", "cli", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["backend"] == "onnx-fp32"
+    assert main(["info", "cli"]) == 0
+    assert "onnx-fp32 backend" in capsys.readouterr().out
+    assert main(["list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["backend"] == "onnx-fp32"
     with pytest.raises(SystemExit):
         main(["index", str(source), "--name", "cli2", "--backend", "fp16"])

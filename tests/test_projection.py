@@ -205,3 +205,20 @@ def test_clusters_are_seeded() -> None:
     assert np.array_equal(labels, cluster_labels(vectors, 3, seed=0))
     assert [len(set(labels[i : i + 10].tolist())) for i in (0, 10, 20)] == [1, 1, 1]
     assert cluster_labels(vectors[:1], 5).tolist() == [0]
+
+
+def test_warm_up_fits_a_throw_away_map(tmp_path: Path, monkeypatch) -> None:
+    from search_core import projection
+
+    fitted: list[tuple[int, int]] = []
+    fit = projection._fit
+
+    def counting(vectors, settings):
+        fitted.append(vectors.shape)
+        return fit(vectors, settings)
+
+    monkeypatch.setattr(projection, "_fit", counting)
+    monkeypatch.chdir(tmp_path)
+    seconds = projection.warm_up(dim=16)
+    assert seconds > 0 and fitted == [(projection.WARM_UP_POINTS, 16)]
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere
