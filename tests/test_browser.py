@@ -13,19 +13,14 @@ is skipped when that is absent.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from search_core.collection import build_collection
+from tests.app_server import running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -58,12 +53,6 @@ NOTES_CSV = (
 SLOW = 300_000  # ms: the first page to load the model or fit a map takes a while
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def app_home(tmp_path_factory: pytest.TempPathFactory, sample_collection, embedder) -> Path:
     home = tmp_path_factory.mktemp("browser") / "collections"
@@ -82,43 +71,8 @@ def app_home(tmp_path_factory: pytest.TempPathFactory, sample_collection, embedd
 
 @pytest.fixture(scope="module")
 def server(app_home: Path) -> Iterator[str]:
-    port = free_port()
-    log = app_home.parent / "streamlit.log"
-    env = {
-        **os.environ,
-        "SEARCH_EXPLORER_HOME": str(app_home),
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--server.headless", "true", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace"))
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_app(app_home, start_timeout=90) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +33,8 @@ from websockets.sync.client import connect
 from search_core.collection import build_collection
 from search_core.ingest import IngestReport
 from search_core.types import Document
+from tests.app_server import running_app
 
-ROOT = Path(__file__).resolve().parents[1]
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
 SESSIONS = 20
 ROUNDS = 5 if LONG else 2
@@ -78,13 +74,6 @@ def rss(pid: int) -> int:
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
 
 
-def free_port() -> int:
-    """A free port on the loopback address, picked by the OS."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def settled_rss(pid: int, seconds: float = 4.0) -> int:
     """The server's memory once it has been idle for a moment (the lowest of a few reads)."""
     readings = []
@@ -100,50 +89,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[tuple
     home = tmp_path_factory.mktemp("load") / "collections"
     report = IngestReport(tuple(documents()), 0, (), 1, ())
     build_collection("tickets", report, home=home, embedder=embedder)
-    port = free_port()
-    log = home.parent / "streamlit.log"
-    env = {
-        **os.environ,
-        "SEARCH_EXPLORER_HOME": str(home),
-        # The map's background warm-up (umap and numba, ~150 MB) is not what this test
-        # measures: it would land in the middle of the memory figures.
-        "SEARCH_EXPLORER_WARM_UP": "0",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--server.headless", "true", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{address}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace"))
-            time.sleep(0.5)
-        yield address, process.pid, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    problems = [
-        line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line
-    ]
-    assert problems == [], log.read_text(errors="replace")[-3000:]
+    # The map's background warm-up (umap and numba, ~150 MB) is not what this test measures:
+    # it would land in the middle of the memory figures.
+    with running_app(home, env={"SEARCH_EXPLORER_WARM_UP": "0"}) as app:
+        yield app.address, app.pid, app.log
+    text = app.log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
 
 
 class Client:
