@@ -286,31 +286,23 @@ def map_figure(
             marker={"size": 4 if three else 6, "color": palette[group], "opacity": 0.75},
         )
     if query is not None:
-        if hits is not None and len(hits):
-            _lines(fig, query, hits, three, "top results", "#ff7f0e", "solid")
+        ring = {"size": 9 if three else 12, "symbol": "circle-open", "line": {"width": 2}}
+        cross = {"size": 8 if three else 12, "symbol": "x"}
+        linked = (
+            (hits, hit_labels, "top results", "#ff7f0e", "solid", ring),
+            (missed, missed_labels, "judged relevant, missed", "#d32f2f", "dot", cross),
+        )
+        for points, labels, name, color, dash, style in linked:
+            if points is None or not len(points):
+                continue
+            _lines(fig, query, points, three, name, color, dash)
             _points(
                 fig,
-                hits,
+                points,
                 three,
-                name="top results",
-                text=np.asarray(hit_labels, dtype=object),
-                marker={
-                    "size": 9 if three else 12,
-                    "color": "#ff7f0e",
-                    "symbol": "circle-open",
-                    "line": {"width": 2},
-                },
-                legend=False,
-            )
-        if missed is not None and len(missed):
-            _lines(fig, query, missed, three, "judged relevant, missed", "#d32f2f", "dot")
-            _points(
-                fig,
-                missed,
-                three,
-                name="judged relevant, missed",
-                text=np.asarray(missed_labels, dtype=object),
-                marker={"size": 8 if three else 12, "color": "#d32f2f", "symbol": "x"},
+                name=name,
+                text=np.asarray(labels, dtype=object),
+                marker={**style, "color": color},
                 legend=False,
             )
         _points(

@@ -427,6 +427,11 @@ def load_snapshot(collection: str, snapshot_id: str, home: str | Path | None = N
     body = _read_checked(meta_path, "snapshot")
     trec = read_verified(folder / f"{snapshot_id}.trec", str(body["run_sha256"]))
     run = parse_trec_run(trec.decode("utf-8"), body.get("queries", ()))
+    return _snapshot(snapshot_id, body, run)
+
+
+def _snapshot(snapshot_id: str, body: dict[str, Any], run: RunDict) -> Snapshot:
+    """A snapshot from its checked JSON record and its run."""
     return Snapshot(
         snapshot_id=snapshot_id,
         name=str(body["name"]),
@@ -449,19 +454,7 @@ def list_snapshots(collection: str, home: str | Path | None = None) -> list[Snap
             body = _read_checked(path, "snapshot")
         except IntegrityError:
             continue
-        found.append(
-            Snapshot(
-                snapshot_id=path.stem,
-                name=str(body["name"]),
-                created_at=str(body["created_at"]),
-                params=body.get("params"),
-                collection_version=str(body.get("collection_version", "")),
-                k=int(body["k"]),
-                metrics={str(m): float(v) for m, v in body["metrics"].items()},
-                zero_result_share=float(body.get("zero_result_share", 0.0)),
-                run={},
-            )
-        )
+        found.append(_snapshot(path.stem, body, {}))
     return sorted(found, key=lambda s: (s.created_at, s.snapshot_id))
 
 

@@ -83,21 +83,8 @@ def test_judge_export_and_add(lab: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_compare_two_configs_with_a_side_by_side(
     lab: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status, out, _ = run(
-        lab,
-        capsys,
-        "compare",
-        "shop",
-        "--config",
-        str(lab / "a.json"),
-        "--config",
-        str(lab / "b.json"),
-        "--query",
-        "2",
-        "-k",
-        "3",
-        "--json",
-    )
+    compare = ("compare", "shop", "--config", str(lab / "a.json"), "--config", str(lab / "b.json"))
+    status, out, _ = run(lab, capsys, *compare, "--query", "2", "-k", "3", "--json")
     assert status == 0
     result = json.loads(out)
     assert result["names"] == ["a", "b"] and result["metric"] == "ndcg@3"
@@ -105,16 +92,7 @@ def test_compare_two_configs_with_a_side_by_side(
     assert set(result["wins_ties_losses"]["b"]) == {"wins", "ties", "losses"}
     assert result["side_by_side"]["rows"][0]["rank"] == 1
 
-    status, out, _ = run(
-        lab,
-        capsys,
-        "compare",
-        "shop",
-        "--config",
-        str(lab / "a.json"),
-        "--config",
-        str(lab / "b.json"),
-    )
+    status, out, _ = run(lab, capsys, *compare)
     assert status == 0 and "wins" in out and "ndcg@10" in out
 
 

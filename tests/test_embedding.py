@@ -18,12 +18,18 @@ from search_core.embedding import (
 from search_core.errors import ModelError
 
 
-def model_copy(tmp_path: Path, change: str | None = None) -> Path:
-    """A copy of the bundled model folder (weights linked, not copied), optionally changed."""
+def model_copy(tmp_path: Path, change: str | None = None, *, keep_safetensors: bool = True) -> Path:
+    """A copy of the bundled model folder (weights linked, not copied), optionally changed.
+
+    Args:
+        tmp_path: where the ``model`` folder is made.
+        change: a file whose content is changed (a newline appended).
+        keep_safetensors: False leaves the ``.safetensors`` weights out.
+    """
     source = bundled_model_path()
     target = tmp_path / "model"
     for path in source.rglob("*"):
-        if path.is_file():
+        if path.is_file() and (keep_safetensors or path.suffix != ".safetensors"):
             dest = target / path.relative_to(source)
             dest.parent.mkdir(parents=True, exist_ok=True)
             if path.suffix == ".safetensors":

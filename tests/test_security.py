@@ -47,6 +47,7 @@ from search_core.judgments import open_judgments
 from tests.fake_embedder import FakeEmbedder
 from tests.test_corruption import resign
 from tests.test_crash_safety import generation_report
+from tests.test_embedding import model_copy
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_FILES = sorted((REPO / "search_core").glob("*.py"))
@@ -157,16 +158,7 @@ def booby_trapped_model(tmp_path: Path, *, keep_safetensors: bool = True) -> Pat
 
     Loading the pickle creates ``pickle-ran``; importing the code creates ``code-ran``.
     """
-    source = bundled_model_path()
-    target = tmp_path / "model"
-    for path in source.rglob("*"):
-        if path.is_file() and (keep_safetensors or path.suffix != ".safetensors"):
-            dest = target / path.relative_to(source)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if path.suffix == ".safetensors":
-                dest.symlink_to(path)
-            else:
-                shutil.copy2(path, dest)
+    target = model_copy(tmp_path, keep_safetensors=keep_safetensors)
     with (target / "pytorch_model.bin").open("wb") as handle:
         pickle.dump(Canary(target / "pickle-ran"), handle)
     (target / "evil.py").write_text(EVIL_CODE)
