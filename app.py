@@ -1,5 +1,9 @@
 """Search Explorer: the Streamlit entry point (page setup and navigation only).
 
+The navigation sits at the top of the page: Streamlit's own sidebar navigation is turned off
+(``client.showSidebarNavigation`` in ``.streamlit/config.toml``) because, with a ``pages/``
+folder beside this script, it first lists that folder's files before ``st.navigation`` runs.
+
 Each page draws the sidebar's collection picker itself (``state.sidebar``), so a page also
 works when run alone, as ``AppTest.switch_page`` runs it.
 """
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import state
+from ui import state
 
 st.set_page_config(
     page_title="Search Explorer", page_icon=":material/travel_explore:", layout="wide"
@@ -23,6 +27,7 @@ navigation = st.navigation(
         st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
         st.Page("pages/lab.py", title="Relevance lab", icon=":material/science:"),
         st.Page("pages/health.py", title="Health", icon=":material/monitor_heart:"),
-    ]
+    ],
+    position="top",
 )
 navigation.run()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages import display, state
+from ui import display, state
 from search_core.chunking import ChunkingConfig, chunk_document
 from search_core.collection import BuildOptions, delete_collection, validate_name
 from search_core.embedding import EMBEDDING_BACKENDS

@@ -9,7 +9,7 @@ import resource
 import pandas as pd
 import streamlit as st
 
-from pages import display, state
+from ui import display, state
 from search_core.drift import drift_check
 from search_core.telemetry import QUERY_LOG, compare_similarities
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import state
+from ui import state
 
 st.title("Search Explorer")
 state.sidebar()

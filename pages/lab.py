@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import display, state
+from ui import display, state
 from search_core.judgments import DEFAULT_SET, EXPORTERS, GRADE_LABELS, list_judgment_sets
 from search_core.lab import (
     STAT_TESTS,

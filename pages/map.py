@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from pages import display, state
+from ui import display, state
 from search_core.judgments import GRADE_LABELS
 from search_core.projection import (
     DEFAULT_SAMPLE,

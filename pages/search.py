@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from pages import display, state
+from ui import display, state
 from search_core.judgments import GRADE_LABELS, JudgmentStore
 from search_core.lab import save_config
 from search_core.search import SearchParams

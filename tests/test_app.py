@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from pages import display, state
+from ui import display, state
 from search_core.collection import BuildOptions, build_collection, list_collections, read_manifest
 from search_core.judgments import open_judgments
 from search_core.lab import list_configs, list_snapshots

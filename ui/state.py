@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import display
+from ui import display
 from search_core.collection import (
     BuildOptions,
     Collection,

@@ -1,0 +1,1 @@
+"""App-side support for the pages: session state, cached loaders and display helpers."""
