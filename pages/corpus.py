@@ -7,13 +7,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ui import display, state
 from search_core.chunking import ChunkingConfig, chunk_document
 from search_core.collection import BuildOptions, delete_collection, validate_name
 from search_core.embedding import EMBEDDING_BACKENDS
 from search_core.ingest import SUPPORTED_EXTENSIONS, FieldMap
 from search_core.settings import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from search_core.vector_index import INDEX_KINDS
+from ui import display, state
 
 INDEX_HELP = {
     "flat": "exact search over every vector; best up to a few hundred thousand chunks",
@@ -27,6 +27,12 @@ BACKEND_HELP = {
     "onnx-int8": "ONNX Runtime with 8-bit weights, about 5x faster, near-identical vectors",
 }
 NO_TITLE, GENERATED_ID = "(no title)", "(number the rows)"
+COLUMN_KEYS = (
+    "corpus_text_field",
+    "corpus_title_field",
+    "corpus_id_field",
+    "corpus_metadata_fields",
+)
 
 st.title("Corpus")
 state.sidebar()
@@ -109,33 +115,44 @@ if not uploads:
 
 try:
     source = state.save_uploads(uploads)
-    columns_found = state.fields_of(str(source), state.stamp(source))
+    inferred = state.inferred_fields(str(source), state.stamp(source))
 except state.USER_ERRORS as exc:
     display.error(exc)
     st.stop()
 
 fields = FieldMap()
+columns_found = list(inferred.columns)
+if st.session_state.get("_corpus_columns_of") != str(source):
+    # Another upload: its columns are preselected afresh, not filtered from the last file's.
+    for key in COLUMN_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state["_corpus_columns_of"] = str(source)
 if columns_found:
     st.markdown("**Which columns hold what**")
+    # Preselected from the data (the same choice as `search-explorer index`), still changeable.
+    guess = inferred.fields
     left, middle, right = st.columns(3)
     text_column = left.selectbox(
         "Text",
         columns_found,
-        index=columns_found.index("text") if "text" in columns_found else 0,
+        index=columns_found.index(guess.text) if guess.text in columns_found else 0,
         key="corpus_text_field",
     )
     title_options = [NO_TITLE, *columns_found]
     title_column = middle.selectbox(
         "Title",
         title_options,
-        index=title_options.index("title") if "title" in title_options else 0,
+        index=title_options.index(guess.title) if guess.title in title_options else 0,
         key="corpus_title_field",
     )
     id_options = [GENERATED_ID, *columns_found]
-    default_id = next((c for c in ("_id", "id", "doc_id") if c in columns_found), GENERATED_ID)
     id_column = right.selectbox(
-        "Document id", id_options, index=id_options.index(default_id), key="corpus_id_field"
+        "Document id",
+        id_options,
+        index=id_options.index(guess.id) if guess.id in id_options else 0,
+        key="corpus_id_field",
     )
+    st.caption(display.md(f"Suggested from the {inferred.rows} rows read: {inferred.summary()}"))
     chosen_columns = {text_column, title_column, id_column}
     others = [c for c in columns_found if c not in chosen_columns]
     metadata = st.multiselect(
@@ -154,6 +171,13 @@ if columns_found:
     except ValueError as exc:
         display.error(exc)
         st.stop()
+    try:
+        checked = state.inferred_fields(str(source), state.stamp(source), fields)
+    except state.USER_ERRORS as exc:
+        display.error(exc)
+        st.stop()
+    for warning in checked.warnings:
+        st.warning(display.md(warning), icon=":material/warning:")
 
 try:
     preview = state.preview_of(str(source), state.stamp(source), fields)
@@ -165,19 +189,29 @@ if not preview.documents:
     st.stop()
 
 st.markdown("**The first documents, as they will be indexed**")
+preview_table = pd.DataFrame(
+    [
+        {
+            "id": d.doc_id,
+            "title": d.title,
+            "text": display.snippet(d.text, 300),
+            "metadata": ", ".join(f"{k}={v}" for k, v in d.metadata.items()),
+        }
+        for d in preview.documents
+    ]
+)
+if not any(d.title for d in preview.documents):
+    preview_table = preview_table.drop(columns="title")  # an empty column would take room
 st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "id": d.doc_id,
-                "title": d.title,
-                "text": display.snippet(d.text, 300),
-                "metadata": ", ".join(f"{k}={v}" for k, v in d.metadata.items()),
-            }
-            for d in preview.documents
-        ]
-    ),
+    preview_table,
     hide_index=True,
+    # The text is what the user checks: it gets the room, whatever its length.
+    column_config={
+        "id": st.column_config.TextColumn(width="small"),
+        "title": st.column_config.TextColumn(width="medium"),
+        "text": st.column_config.TextColumn(width="large"),
+        "metadata": st.column_config.TextColumn(width="medium"),
+    },
     key="corpus_preview",
 )
 st.caption(
@@ -249,7 +283,8 @@ with st.expander("Preview the chunks of one document", expanded=True, key="corpu
         "Document",
         positions,
         format_func=lambda i: display.snippet(
-            f"{preview.documents[i].doc_id} · {preview.documents[i].title}", 90
+            " · ".join(filter(None, (preview.documents[i].doc_id, preview.documents[i].title))),
+            90,
         ),
         key="corpus_chunk_doc",
     )

@@ -9,9 +9,9 @@ import resource
 import pandas as pd
 import streamlit as st
 
-from ui import display, state
 from search_core.drift import drift_check
 from search_core.telemetry import QUERY_LOG, compare_similarities
+from ui import display, state
 
 
 def megabytes(count: float) -> str:
@@ -43,7 +43,7 @@ parameters = ", ".join(f"{k} = {v}" for k, v in index.params.items())
 st.caption(
     (f"Index parameters: {parameters}." if parameters else "The flat index has no parameters.")
     + (
-        f" Asked for {index.requested_kind}: {index.fallback_reason}."
+        " " + display.md(f"Asked for {index.requested_kind}: {index.fallback_reason}.")
         if index.fallback_reason
         else ""
     )
@@ -84,7 +84,7 @@ st.dataframe(
                 "this collection": "yes" if row["current"] else "",
                 "bytes per vector": round(row["bytes_per_vector"], 1),
                 "total": megabytes(row["total_bytes"]),
-                "note": row["note"],
+                "can be built": "no, see below" if row["note"] else "yes",
             }
             for row in health.memory
         ]
@@ -92,7 +92,17 @@ st.dataframe(
     hide_index=True,
     key="health_memory",
 )
-st.caption("Estimated memory of each index kind for this collection's size and vector size.")
+# A note is a sentence: in a table cell it was cut off, so each is written out in full here.
+st.caption(
+    display.md(
+        "\n".join(
+            [
+                "Estimated memory of each index kind for this collection's size and vector size.",
+                *(f"{row['note']}." for row in health.memory if row["note"]),
+            ]
+        )
+    )
+)
 
 st.subheader("Latency of recent queries")
 latency = QUERY_LOG.latency(collection.name)

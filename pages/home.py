@@ -27,6 +27,7 @@ label = "Open the sample collection" if sample_built else "Build and open the sa
 if st.button(label, key="home_open_sample", type="primary", icon=":material/play_arrow:"):
     if not sample_built and not state.build_sample():
         st.stop()
+    state.prepare_sample()  # a sample built before (or on the command line) gets them too
     state.open_later(state.SAMPLE_NAME)
     st.switch_page("pages/search.py")
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import display, state
-from search_core.judgments import DEFAULT_SET, EXPORTERS, GRADE_LABELS, list_judgment_sets
+from search_core.judgments import (
+    DEFAULT_SET,
+    EXPORTERS,
+    GRADE_LABELS,
+    JudgmentStore,
+    list_judgment_sets,
+)
 from search_core.lab import (
     STAT_TESTS,
     compare,
@@ -19,22 +24,44 @@ from search_core.lab import (
 from search_core.search import SearchParams
 from search_core.sweeps import ANN_PARAMETERS
 from search_core.tuning import describe_params, tune
+from ui import display, state
 
 SWEEPS = {
     "threshold": "Similarity threshold: quality and empty answers from 0 to 1",
     "fusion": "Fusion: nDCG over RRF k and the vector / BM25 weights",
     "ann": "Approximate index: recall and latency for each nprobe / efSearch",
 }
-# Compared first when saved: the baseline (hybrid) and the two single modes.
-DEFAULTS = ("default-hybrid", "default-vector", "default-bm25")
 IMPORT_FORMATS = {
     "csv": "CSV (query, doc_id, grade)",
     "trec": "TREC qrels (+ topics file)",
     "beir": "BEIR (queries.jsonl + qrels .tsv)",
 }
+IMPORTED = "lab_import_message"
+
+
+def import_now(store: JudgmentStore, fmt: str | None) -> None:
+    """Import the sample's judgments (``fmt`` None) or the uploaded files.
+
+    Runs as the button's ``on_click``, before the page is drawn, so the counters at the top
+    already include what was imported; the message waits in the session for the page.
+    """
+    try:
+        if fmt is None:
+            report = state.import_sample(store)
+        else:
+            uploads = {
+                "judgments": st.session_state.get(f"lab_import_{fmt}"),
+                "queries": st.session_state.get(f"lab_import_{fmt}_queries"),
+            }
+            report = state.import_uploads(store, fmt, uploads)
+        st.session_state[IMPORTED] = (True, report.message())
+    except state.USER_ERRORS as exc:
+        st.session_state[IMPORTED] = (False, str(exc))
+
 
 st.title("Relevance lab")
 collection = state.current_collection()
+state.prepare_sample(collection.name)
 
 sets = list_judgment_sets(collection.name)
 current = state.judgment_set()
@@ -92,19 +119,15 @@ judgments_tab, configs_tab, compare_tab, sweeps_tab, tune_tab = st.tabs(
 # --- judgments ------------------------------------------------------------------------------
 with judgments_tab:
     st.subheader("Import")
-    if (
-        not queries
-        and state.is_sample(collection)
-        and st.button(
-            "Import the sample's 84 judged queries", key="lab_import_sample", type="primary"
+    if state.is_sample(collection):
+        st.button(
+            "Import the sample's 84 judged queries",
+            key="lab_import_sample",
+            type="primary" if not queries else "secondary",
+            on_click=import_now,
+            args=(store, None),
+            help="Adds only what the set does not hold yet.",
         )
-    ):
-        try:
-            imported = state.import_sample(store)
-            st.success(f"Imported {imported.queries} queries and {imported.judgments} judgments.")
-            st.rerun()
-        except state.USER_ERRORS as exc:
-            display.error(exc)
     fmt = st.radio(
         "Format",
         list(IMPORT_FORMATS),
@@ -112,23 +135,27 @@ with judgments_tab:
         horizontal=True,
         key="lab_import_format",
     )
-    uploads = {
-        "judgments": st.file_uploader(
-            "Judgments file", type=["csv", "tsv", "txt", "qrels"], key=f"lab_import_{fmt}"
-        )
-    }
+    # read by import_now from the session, by these keys
+    st.file_uploader("Judgments file", type=["csv", "tsv", "txt", "qrels"], key=f"lab_import_{fmt}")
     if fmt != "csv":
-        uploads["queries"] = st.file_uploader(
+        st.file_uploader(
             "Queries file (TSV id<TAB>text, or JSONL)",
             type=["tsv", "jsonl", "txt"],
             key=f"lab_import_{fmt}_queries",
         )
-    if st.button("Import", key="lab_import", icon=":material/upload:"):
-        try:
-            imported = state.import_uploads(store, str(fmt), uploads)
-            st.success(f"Imported {imported.queries} queries and {imported.judgments} judgments.")
-        except state.USER_ERRORS as exc:
-            display.error(exc)
+    st.button(
+        "Import",
+        key="lab_import",
+        icon=":material/upload:",
+        on_click=import_now,
+        args=(store, str(fmt)),
+    )
+    if imported := st.session_state.pop(IMPORTED, None):
+        done, message = imported
+        if done:
+            st.success(display.md(message))
+        else:
+            display.error(message)
 
     st.subheader("Queries")
     edited_queries = st.data_editor(
@@ -193,14 +220,19 @@ with configs_tab:
     configs = state.configurations(collection)
     if configs:
         st.dataframe(display.configurations_table(configs), hide_index=True, key="lab_configs")
-        st.caption("Saved search settings of this collection; compare them on the Compare tab.")
+        st.caption(
+            "Saved search settings of this collection; compare them on the Compare tab. "
+            f"A dash ({display.NOT_USED}) marks a setting the mode does not use."
+        )
     else:
         st.caption("No configuration saved yet.")
     left, right = st.columns(2)
-    if left.button("Save the three default modes", key="lab_save_defaults"):
-        for mode in ("hybrid", "vector", "bm25"):
-            save_config(collection.name, f"default-{mode}", SearchParams(mode=mode))
-        st.rerun()
+    left.button(
+        "Save the three default modes",
+        key="lab_save_defaults",
+        on_click=state.save_default_configs,
+        args=(collection.name,),
+    )
     search_params = st.session_state.get("search_params")
     if right.button(
         "Save the Search page's settings", key="lab_save_search", disabled=not search_params
@@ -260,13 +292,20 @@ with compare_tab:
     if not judged:
         st.info(NEED_JUDGMENTS)
     elif not configs:
-        st.info("Save configurations first (Configurations tab).")
+        st.info("No configuration is saved yet: save the three default modes to compare them.")
+        st.button(
+            "Save the three default modes",
+            key="lab_compare_save_defaults",
+            type="primary",
+            on_click=state.save_default_configs,
+            args=(collection.name,),
+        )
     else:
         left, middle, right = st.columns([3, 1, 1])
         chosen = left.multiselect(
             "Configurations (the first is the baseline)",
             list(configs),
-            default=[n for n in DEFAULTS if n in configs] or list(configs)[:2],
+            default=[n for n in state.DEFAULT_CONFIGS if n in configs] or list(configs)[:2],
             key="lab_compare_names",
         )
         k = middle.number_input("Cutoff k", 1, 100, 10, key="lab_compare_k")
@@ -277,22 +316,32 @@ with compare_tab:
             key="lab_stat_test",
         )
         if st.button("Run and compare", key="lab_compare", type="primary", disabled=not chosen):
-            runs = {}
-            with st.spinner(f"Running {len(queries)} queries with each configuration..."):
-                try:
-                    for name in chosen:
-                        run = state.run(collection, configs[name], queries)
-                        scored = evaluate(qrels, run, int(k), queries=queries)
-                        save_snapshot(collection, name, run, scored, configs[name])
-                        runs[name] = run
-                    result = (
-                        compare(qrels, runs, k=int(k), queries=queries, stat_test=str(test))
-                        if len(runs) > 1
-                        else evaluate(qrels, runs[chosen[0]], int(k), queries=queries)
-                    )
-                    st.session_state["lab_result"] = (collection.name, runs, result)
-                except state.USER_ERRORS as exc:
-                    display.error(exc)
+            embedded = any(configs[name].mode != "bm25" for name in chosen)
+            bar = st.progress(
+                0.0,
+                text=("Embedding the queries, then running " if embedded else "Running ")
+                + f"{len(queries)} queries with {len(chosen)} configurations...",
+            )
+            try:
+                runs = state.runs(
+                    collection,
+                    {name: configs[name] for name in chosen},
+                    queries,
+                    progress=state.progress_callback(bar, "Queries run"),
+                )
+                for name, run in runs.items():
+                    scored = evaluate(qrels, run, int(k), queries=queries)
+                    save_snapshot(collection, name, run, scored, configs[name])
+                result = (
+                    compare(qrels, runs, k=int(k), queries=queries, stat_test=str(test))
+                    if len(runs) > 1
+                    else evaluate(qrels, runs[chosen[0]], int(k), queries=queries)
+                )
+                st.session_state["lab_result"] = (collection.name, runs, result)
+            except state.USER_ERRORS as exc:
+                display.error(exc)
+            finally:
+                bar.empty()
         kept = st.session_state.get("lab_result")
         if kept and kept[0] == collection.name:
             _, runs, result = kept
@@ -365,11 +414,24 @@ with compare_tab:
                 queries=queries,
                 titles=collection.titles,
             )
-            st.dataframe(display.side_by_side_table(view), hide_index=True, key="lab_side_table")
-            st.caption(
-                "Each list's documents in rank order with their grade (blank: unjudged) and "
-                "where the other lists rank them (blank: not in the top 100)."
+            st.dataframe(
+                display.side_by_side_table(view),
+                hide_index=True,
+                column_config=display.side_by_side_columns(view),
+                key="lab_side_table",
             )
+            st.caption("Each list's documents in rank order with their grade (blank: unjudged).")
+            if len(names) > 1:
+                st.dataframe(
+                    display.ranks_table(view),
+                    hide_index=True,
+                    column_config=display.ranks_columns(view),
+                    key="lab_ranks_table",
+                )
+                st.caption(
+                    "Every document of these lists with its grade and its rank in each list "
+                    "(blank: not in that list's top 100), best ranked first."
+                )
         snapshots = list_snapshots(collection.name)
         if snapshots:
             with st.expander(f"Saved runs ({len(snapshots)})", key="lab_snapshots_box"):

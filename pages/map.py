@@ -8,12 +8,12 @@ that the search missed are marked, which shows at a glance whether a miss is nea
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from ui import display, state
 from search_core.judgments import GRADE_LABELS
 from search_core.projection import (
     DEFAULT_SAMPLE,
@@ -24,6 +24,7 @@ from search_core.projection import (
     transform,
 )
 from search_core.search import SearchParams
+from ui import display, state
 
 CLUSTER, JUDGED = "cluster", "judged relevance to the query"
 MAX_GROUPS = 12
@@ -115,6 +116,25 @@ zoom = right.toggle(
     help="Show only the neighbourhood of the query and its results (2D).",
     persist_state="session",
 )
+# The query's results come from the Search page's settings, which are said here: a filter set
+# there can leave nothing to draw, and that must never look like an empty answer.
+try:
+    params = SearchParams.from_dict(st.session_state.get("search_params") or {})
+except state.USER_ERRORS as exc:
+    display.error(exc)
+    st.stop()
+page_filters = params.filters
+if page_filters and st.toggle(
+    "Ignore the Search page's filters on the map",
+    key="map_ignore_filters",
+    help="Place the query's results as if no metadata filter were set.",
+    persist_state="session",
+):
+    params = replace(params, filters=None)
+settings_line = f"Results as on the Search page: {display.search_settings(params)}"
+if page_filters and not params.filters:
+    settings_line += f" (its filters, {display.filters_in_words(page_filters)}, ignored here)"
+st.caption(display.md(settings_line + "."))
 
 try:
     settings = ProjectionSettings(dims=int(dims or 2), sample=int(sample))
@@ -134,7 +154,6 @@ grades: dict[str, int] = {}
 if query.strip():
     st.session_state["last_query"] = query
     try:
-        params = SearchParams.from_dict(st.session_state.get("search_params") or {})
         response = state.search(collection, query, params)
         grades = state.grades_for(store, query)
         with st.spinner("Placing the query on the map..."):
@@ -162,6 +181,25 @@ if query.strip():
     hit_labels = [
         display.plot_text(f"result {h.rank}: {h.title or h.doc_id}") for h in response.hits
     ]
+    if not response.hits:
+        unfiltered = (
+            state.search(collection, query, replace(params, filters=None))
+            if params.filters
+            else response
+        )
+        st.warning(
+            display.md(
+                f"No result with the Search page's filters "
+                f"({display.filters_in_words(params.filters or {})}): they leave none of the "
+                f"{len(unfiltered.hits)} results this query has without them. Switch on "
+                '"Ignore the Search page\'s filters on the map" above, or change the filters '
+                "on the Search page."
+                if unfiltered.hits
+                else display.no_result(response, params.threshold, filtered=bool(params.filters))
+                + " The map uses the Search page's settings: change them there."
+            ),
+            icon=":material/search_off:",
+        )
 
 documents = [collection.documents[int(collection.chunk_doc_index[c])] for c in projection.chunk_ids]
 hover = [
@@ -213,8 +251,16 @@ caption = (
 )
 if query_xy is not None:
     caption += (
-        f" The black star is the query; orange circles joined to it are its "
-        f"{len(hit_labels)} top results"
+        f" The black {display.QUERY_MARKER[settings.dims]} is the query; "
+        + (
+            (
+                f"orange circles joined to it are its {len(hit_labels)} top results"
+                if len(hit_labels) > 1
+                else "the orange circle joined to it is its top result"
+            )
+            if hit_labels
+            else "no result is drawn (see the message above)"
+        )
         + (
             f", red crosses are {len(missed_labels)} "
             f"{'document' if len(missed_labels) == 1 else 'documents'} judged relevant that the "

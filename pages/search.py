@@ -12,13 +12,13 @@ from dataclasses import replace
 
 import streamlit as st
 
-from ui import display, state
 from search_core.judgments import GRADE_LABELS, JudgmentStore
 from search_core.lab import save_config
 from search_core.search import SearchParams
 from search_core.settings import DEFAULT_RRF_K, DEFAULT_THRESHOLD
-from search_core.types import Hit, SearchResponse
+from search_core.types import Hit
 from search_core.vector_index import default_params
+from ui import display, state
 
 MODES = {
     "hybrid": "Hybrid",
@@ -44,37 +44,97 @@ def on_judge(store: JudgmentStore, query: str, doc_id: str, key: str) -> None:
         st.session_state["search_judge_error"] = str(exc)
 
 
+def judge_key(query: str, mode: str, chunk_id: int) -> str:
+    """The key of a result card's judging buttons."""
+    digest = hashlib.sha256(query.encode("utf-8")).hexdigest()[:12]
+    return f"judge_{digest}_{mode}_{chunk_id}"
+
+
 def show_hit(
-    hit: Hit, mode: str, query: str, store: JudgmentStore, grade: int | None, *, short: bool
+    hit: Hit,
+    mode: str,
+    query: str,
+    store: JudgmentStore,
+    grade: int | None,
+    threshold: float,
+    *,
+    short: bool,
 ) -> None:
     """One result: title, highlighted text, why it is here, and the judging buttons."""
     with st.container(border=True):
         st.markdown(display.hit_header(hit))
         text = display.snippet(hit.text, 400) if short else hit.text
         st.markdown(display.highlight(text, query))
-        st.caption(display.retriever_line(hit, mode))
+        st.caption(display.retriever_line(hit, mode, threshold))
         if hit.metadata:
             st.caption(display.md(" · ".join(f"{k}: {v}" for k, v in hit.metadata.items())))
-        digest = hashlib.sha256(query.encode("utf-8")).hexdigest()[:12]
-        key = f"judge_{digest}_{mode}_{hit.chunk_id}"
+        key = judge_key(query, mode, hit.chunk_id)
+        # A grade belongs to the query and the document: every card of the document, in
+        # every column, shows the stored grade, also one given on another card. Buttons
+        # keep their own value after their first run, so the value is set before each.
+        state.sync_widget(key, grade)
         st.segmented_control(
             "Judge: 0 not relevant … 3 perfect" if short else "Judge this result for the query",
             list(GRADE_LABELS),
             format_func=(lambda g: str(g)) if short else (lambda g: f"{g} {GRADE_LABELS[g]}"),
-            default=grade,
             key=key,
             on_change=on_judge,
             args=(store, query, hit.doc_id, key),
         )
 
 
-def summary(response: SearchResponse) -> str:
-    """One line about an answer: results, candidates, threshold cut, time."""
+BELOW_THRESHOLD = {
+    "vector": "{} dropped by the minimum similarity",
+    "hybrid": "{} vector candidates under the minimum similarity left out of the vector ranking",
+}
+
+
+def summary(answer: state.Answer) -> str:
+    """One line about an answer: results, candidates, threshold cut, search time."""
+    response = answer.response
     parts = [f"{len(response.hits)} results", f"{response.candidates} candidates considered"]
     if response.below_threshold:
-        parts.append(f"{response.below_threshold} below the minimum similarity")
-    parts.append(f"{response.timings.total_ms:.0f} ms")
+        parts.append(BELOW_THRESHOLD[response.mode].format(response.below_threshold))
+    took = response.timings.total_ms - response.timings.embed_ms
+    cached = " (cached: the time of this session's first run)" if answer.cached else ""
+    parts.append(f"search {took:.1f} ms{cached}")
     return " · ".join(parts)
+
+
+def filters_line(filters: dict[str, object]) -> str:
+    """The active filters in words, escaped (field names and values are corpus text)."""
+    parts = []
+    for name, rule in filters.items():
+        if isinstance(rule, dict):
+            parts.append(f"{name} between {rule['gte']} and {rule['lte']}")
+        else:
+            values = rule if isinstance(rule, list) else [rule]
+            parts.append(f"{name} is {' or '.join(map(str, values))}")
+    return "Filtered: " + display.md("; ".join(parts))
+
+
+SCORE_CAPTIONS = {
+    "vector": (
+        "Cosine similarity to the query of the {n} candidates the vector search considered. "
+        "Vector mode drops those left of the red line (under the minimum similarity); the "
+        "row below marks the results shown."
+    ),
+    "hybrid": (
+        "Cosine similarity to the query of the {n} candidates the vector and BM25 searches "
+        "found. The minimum similarity (red line) filters the vector side only: vector "
+        "candidates left of it are dropped, and with none right of it the answer is empty; "
+        "what BM25 finds is kept whatever its similarity (a hollow diamond marks such a "
+        "result left of it). The row below marks the results shown."
+    ),
+    "all": (
+        "Cosine similarity to the query of the {n} candidates the vector and BM25 searches "
+        "found (vector mode considers only the vector ones). Vector mode drops those left of "
+        "the red line; hybrid drops only its vector candidates there: what BM25 finds is "
+        "kept whatever its similarity (a hollow diamond marks such a result left of it). "
+        "BM25 mode ignores the minimum similarity and has no similarity to place: it does not "
+        "embed the query."
+    ),
+}
 
 
 st.title("Search")
@@ -106,8 +166,9 @@ threshold = right.slider(
     DEFAULT_THRESHOLD,
     0.01,
     key="search_threshold",
-    help="Vector and hybrid results less similar than this to the query are dropped; with "
-    "none left, the answer is empty. BM25 ignores it.",
+    help="Vector mode drops results less similar than this to the query. Hybrid drops only "
+    "vector candidates under it (what BM25 finds is kept) and answers nothing when no vector "
+    "candidate reaches it. BM25 ignores it.",
     persist_state="session",
 )
 
@@ -178,6 +239,7 @@ with st.expander("Filters", key="search_filters_box"):
                 high,
                 (low, high),
                 key=state.key(collection, f"search_filter_range_{name}"),
+                persist_state="session",
             )
             filters[name] = {"gte": picked[0], "lte": picked[1]}
         else:
@@ -185,9 +247,12 @@ with st.expander("Filters", key="search_filters_box"):
                 f"{label} is one of",
                 list(field.values),
                 key=state.key(collection, f"search_filter_values_{name}"),
+                persist_state="session",
             )
             if values:
                 filters[name] = values if len(values) > 1 else values[0]
+if filters:  # also when the box is closed: results never change without notice
+    st.caption(filters_line(filters))
 
 try:
     params = SearchParams(
@@ -208,7 +273,9 @@ except ValueError as exc:
 st.session_state["search_params"] = params.to_dict()
 
 with st.popover("Save these settings", icon=":material/save:", key="search_save_menu"):
-    config_name = st.text_input("Configuration name", "my-settings", key="search_config_name")
+    config_name = st.text_input(
+        "Configuration name", "my-settings", key="search_config_name", persist_state="session"
+    )
     if st.button("Save for the relevance lab", key="search_save_config"):
         try:
             save_config(collection.name, config_name, params)
@@ -222,7 +289,7 @@ if not query.strip():
 
 modes = ["vector", "bm25", "hybrid"] if mode == "all" else [params.mode]
 try:
-    responses = {m: state.search(collection, query, replace(params, mode=m)) for m in modes}
+    answers = {m: state.answer(collection, query, replace(params, mode=m)) for m in modes}
     store = state.judgments(collection)
     grades = state.grades_for(store, query)
 except state.USER_ERRORS as exc:
@@ -235,50 +302,61 @@ if problem := st.session_state.pop("search_judge_error", None):
 # one mode: results on the left, their scores and timings beside them; all three: below
 results, charts = (st.container(), st.container()) if mode == "all" else st.columns([3, 2])
 with results:
-    if mode == "all":
-        for column, (m, response) in zip(st.columns(3), responses.items(), strict=True):
-            with column:
+    shown = list(zip(st.columns(3), modes, strict=True)) if mode == "all" else [(results, mode)]
+    for column, m in shown:
+        response = answers[m].response
+        with column:
+            if mode == "all":
                 st.subheader(MODES[m])
-                st.caption(summary(response))
-                if not response.hits:
-                    st.info("No result.")
-                for hit in response.hits:
-                    show_hit(hit, m, query, store, grades.get(hit.doc_id), short=True)
-    else:
-        response = responses[params.mode]
-        st.caption(summary(response))
-        if not response.hits:
-            st.info(
-                f"No result. All {response.below_threshold} candidates were less similar to the "
-                "query than the minimum similarity: the collection probably does not cover it."
-                if response.below_threshold
-                else "No result: no document matches."
-            )
-        for hit in response.hits:
-            show_hit(hit, params.mode, query, store, grades.get(hit.doc_id), short=False)
+            st.caption(summary(answers[m]))
+            if not response.hits:
+                st.info(display.no_result(response, threshold, filtered=bool(filters)))
+            for hit in response.hits:
+                grade = grades.get(hit.doc_id)
+                show_hit(hit, m, query, store, grade, threshold, short=mode == "all")
 
 with charts:
     st.subheader("Scores and timings")
-    embedded = [r for m, r in responses.items() if m != "bm25"]
-    if embedded:
-        chart = embedded[0]
+    # hybrid's candidates hold vector mode's and BM25's: one chart serves all three
+    charted = answers["hybrid"].response if mode == "all" else answers[mode].response
+    if charted.mode != "bm25":
+        similarities = {
+            MODES[m]: [h.similarity for h in a.response.hits if h.similarity is not None]
+            for m, a in answers.items()
+            if m != "bm25"
+        }
         st.plotly_chart(
-            display.score_chart(
-                chart.candidate_similarities,
-                threshold,
-                [h.similarity for h in chart.hits if h.similarity is not None],
-            ),
+            display.score_chart(charted.candidate_similarities, threshold, similarities),
             key="search_score_chart",
         )
-        st.caption(
-            f"Cosine similarity to the query of the {len(chart.candidate_similarities)} "
-            f"candidates the {chart.mode} search considered. Those left of the red line are "
-            "below the minimum similarity and never shown; triangles mark the results shown."
-        )
+        n = len(charted.candidate_similarities)
+        st.caption(SCORE_CAPTIONS[mode].format(n=n))
     else:
         st.caption("BM25 does not embed the query, so there is no similarity to chart.")
+    embeddings = [a.embedding for a in answers.values() if a.embedding is not None]
+    embedding = next((e for e in embeddings if not e.cached), None) or next(iter(embeddings), None)
+    cached = [MODES[m] for m, a in answers.items() if a.cached]
     st.plotly_chart(
-        display.timings_chart({MODES[m]: r.timings for m, r in responses.items()}),
+        display.timings_chart(
+            {MODES[m]: a.response.timings for m, a in answers.items()},
+            embed_ms=None if embedding is None else embedding.ms,
+            embed_cached=embedding is not None and embedding.cached,
+            cached=cached,
+        ),
         key="search_timings_chart",
     )
-    st.caption("Time each stage of the search took for this query, in milliseconds.")
+    notes = ["Time each stage of the search took for this query, in milliseconds."]
+    if embedding is not None:
+        shared = " (once, for vector and hybrid)" if mode == "all" else ""
+        notes.append(
+            f"The query's embedding{shared} was reused from earlier in this session: its "
+            "hatched bar shows the time it took then."
+            if embedding.cached
+            else f"The query was embedded{shared} for this search, on a row of its own."
+        )
+    if cached:
+        notes.append(
+            "Rows marked cached were answered from this session's earlier identical search, "
+            "not searched again: their hatched bars show that search's time."
+        )
+    st.caption(" ".join(notes))

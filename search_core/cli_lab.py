@@ -103,12 +103,17 @@ def cmd_judge_import(args: argparse.Namespace) -> int:
     store = open_judgments(args.name, args.set, args.home)
     report = import_judgments(store, args.format, args.path, queries=args.topics, judge=args.judge)
     if args.json:
-        _print_json({"set": args.set, "queries": report.queries, "judgments": report.judgments})
+        _print_json(
+            {
+                "set": args.set,
+                "queries": report.queries,
+                "judgments": report.judgments,
+                "unchanged_queries": report.unchanged_queries,
+                "unchanged_judgments": report.unchanged_judgments,
+            }
+        )
         return 0
-    print(
-        f"imported {report.queries} queries and {report.judgments} judgments into set "
-        f"{args.set!r} of {args.name!r} from {report.source}"
-    )
+    print(f"{report.message()} Set {args.set!r} of {args.name!r}, from {report.source}.")
     return 0
 
 

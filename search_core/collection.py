@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -48,9 +48,8 @@ from .embedding import (
     shared_embedder,
 )
 from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
-from .ingest import FieldMap, IngestReport, read_source
 from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
-from .settings import DEFAULT_INDEX_KIND, cache_folder, collections_home
+from .settings import DEFAULT_BACKEND, DEFAULT_INDEX_KIND, cache_folder, collections_home
 from .storage import (
     atomic_write,
     fsync_dir,
@@ -66,6 +65,11 @@ from .telemetry import REFERENCE_KEY, reference_record
 from .types import Chunk, Document, PageSpan
 from .vector_index import VectorIndex, build_vector_index
 
+if TYPE_CHECKING:
+    # ingest is imported when a build reads its source: PDF reading loads pypdf, fontTools and
+    # PIL (half a second), which opening, listing and searching collections do not need.
+    from .ingest import FieldMap, IngestReport
+
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
@@ -73,7 +77,20 @@ MANIFEST_FILE = "manifest.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 BuildProgress = Callable[[str, int, int], None]
-"""Called as ``progress(stage, done, total)``; stages: read, chunk, embed, index, save."""
+"""Called as ``progress(stage, done, total)``, stage a key of :data:`BUILD_STAGES`."""
+
+BUILD_STAGES: dict[str, str] = {
+    "read": "Reading the files",
+    "model": "Loading the embedding model",
+    "chunk": "Cutting documents into chunks",
+    "embed": "Embedding the chunks",
+    "index": "Building the indexes",
+    "save": "Saving",
+}
+"""A build's stages in the order they run, each with what it is doing in words.
+
+Every stage is reported as ``(stage, 0, total)`` before its work starts, so whoever shows
+the progress can name the step at once, and then as work is done."""
 
 PROBE_SENTENCES: tuple[str, ...] = (
     "The quick brown fox jumps over the lazy dog.",
@@ -129,7 +146,7 @@ class BuildOptions:
     index_kind: str = DEFAULT_INDEX_KIND
     index_params: dict[str, int] = field(default_factory=dict)
     model: str | None = None
-    backend: str = "torch"
+    backend: str = DEFAULT_BACKEND
     fields: FieldMap | None = None
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
@@ -284,6 +301,8 @@ def build_collection(
         InputError: the source cannot be read or holds no document with text.
         ValueError: invalid name or settings.
     """
+    from .ingest import IngestReport, read_source
+
     validate_name(name)
     options = options or BuildOptions()
     started = time.perf_counter()
@@ -304,8 +323,17 @@ def build_collection(
     report("read", 1, 1)
     seconds["read"] = time.perf_counter() - started
 
-    embedder = embedder or shared_embedder(options.model, options.backend)
+    report("model", 0, 1)
     tick = time.perf_counter()
+    embedder = embedder or shared_embedder(options.model, options.backend)
+    # A step of its own, before chunking: the first time, an ONNX backend exports the model
+    # (up to a minute); otherwise loading takes a second, and chunking uses its tokenizer.
+    embedder.load()
+    report("model", 1, 1)
+    seconds["model"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    report("chunk", 0, len(documents))
     tokenizer = embedder.tokenizer
     chunks = chunk_documents(
         documents,
@@ -325,6 +353,7 @@ def build_collection(
     probe_texts = _probe_texts(texts)
     cache = embedding_cache(home)
     try:
+        report("embed", 0, len(texts))
         embeddings = embedder.embed(texts, cache=cache, progress=lambda d, t: report("embed", d, t))
         probe_vectors = embedder.embed(probe_texts, cache=cache)
         # what top-result similarities look like for this corpus, for the health check
@@ -490,7 +519,9 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 def _read_rows(data: bytes, name: str) -> list[dict[str, Any]]:
     try:
-        return pq.read_table(pa.BufferReader(data)).to_pylist()
+        # ParquetFile, not read_table: that goes through pyarrow.dataset, whose import loads
+        # pandas (a second on every command that opens a collection).
+        return pq.ParquetFile(pa.BufferReader(data)).read().to_pylist()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise IntegrityError(f"{name}: not a readable parquet table ({exc})") from exc
 

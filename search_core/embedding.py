@@ -13,14 +13,18 @@ Three inference backends are registered by name in ``EMBEDDING_BACKENDS``:
 - ``onnx-int8``: that export with its weights quantized to int8 (dynamic quantization, one
   scale per output channel); about twice as fast as onnx-fp32, mean cosine to torch >= 0.99.
 
-The backend is part of the fingerprint, so a collection built with one refuses another. The
-ONNX files are made on first use and cached by the torch model's fingerprint under the cache
-folder (see :func:`onnx_model_file`); torch and onnxruntime are imported only when a model is
-loaded.
+New collections are built with ``onnx-fp32`` (``settings.DEFAULT_BACKEND``). The backend is
+part of the fingerprint, so a collection built with one refuses another, and keeps the one it
+was built with. The ONNX files are made on first use and cached by the torch model's
+fingerprint under the cache folder (see :func:`onnx_model_file`). Heavy libraries are imported
+only when needed: onnxruntime and tokenizers when an ONNX model is loaded, torch and
+transformers only to export it (once) or for the torch backend, so a search on an ONNX
+collection never imports them (see :func:`model_tokenizer`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,6 +32,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -39,9 +44,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import IntegrityError, ModelError
-from .settings import BUNDLED_MODEL, cache_folder
-from .storage import atomic_write, json_bytes, read_verified, sha256_bytes
+from .errors import ModelError
+from .settings import BUNDLED_MODEL, model_cache_folder
+from .storage import atomic_write, json_bytes, sha256_bytes
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while work proceeds."""
@@ -117,16 +122,74 @@ def _file_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 @cache
-def _fingerprint_cached(folder: str, stamp: tuple[tuple[str, int, int], ...], backend: str) -> str:
+def _files_hash(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> Any:
+    """The fingerprint's sha256 state after the files (copied, never updated, by callers).
+
+    Kept apart from the backend so that the fingerprints of several backends (an ONNX export
+    is cached under the torch one) are made from one pass over the files.
+    """
     root = Path(folder)
     digest = hashlib.sha256()
     for name, _size, _mtime in stamp:
         digest.update(name.encode("utf-8") + b"\0")
-        file_digest = hashlib.sha256()
-        with (root / name).open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                file_digest.update(block)
-        digest.update(file_digest.digest())
+        digest.update(bytes.fromhex(file_sha256(root / name)))
+    return digest
+
+
+FILE_DIGESTS = "file-digests.json"
+_DIGESTS_LOCK = threading.Lock()
+_RACY_NS = 2_000_000_000
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's content, hashed again only when the file may have changed.
+
+    The model's weights and its ONNX export are 90 MB each: hashing both took a third of a
+    second of every command that searches. A digest is kept in
+    ``model_cache_folder()/file-digests.json`` under the file's path and stamp: size,
+    modification and change times in nanoseconds, inode and device. Any write to a file, or
+    any replacement, changes its change time, which unlike the modification time cannot be
+    set back, so a changed file is always hashed again. As git does with its index, a file
+    written in the last 2 seconds is not remembered: a second write within the same clock
+    tick would leave the stamp as it was.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    info = path.stat()
+    stamp = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev]
+    key = str(path.resolve())
+    record = model_cache_folder() / FILE_DIGESTS
+    known = _read_json(record)
+    entry = known.get(key) if isinstance(known, dict) else None
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        return str(entry["sha256"])
+    digest = _hash_file(path)
+    if time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) > _RACY_NS:
+        with _DIGESTS_LOCK, contextlib.suppress(OSError):  # a read-only cache: hash each time
+            known = _read_json(record)
+            kept = {
+                name: value
+                for name, value in (known.items() if isinstance(known, dict) else ())
+                if Path(name).exists()  # files of removed copies and old exports go
+            }
+            kept[key] = {"stamp": stamp, "sha256": digest}
+            atomic_write(record, json_bytes(kept))
+    return digest
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def _fingerprint_cached(folder: str, stamp: tuple[tuple[str, int, int], ...], backend: str) -> str:
+    root = Path(folder)
+    digest = _files_hash(folder, stamp).copy()
     settings = {
         "sentence_transformers": metadata.version("sentence-transformers"),
         "pooling": _read_json(root / "1_Pooling" / "config.json"),
@@ -311,8 +374,47 @@ class TorchBackend(EmbeddingBackend):
 
     name = "torch"
 
-    def load(self, path: Path) -> Any:
-        return _load_sentence_transformer(path)
+    def load(self, path: Path) -> TorchEncoder:
+        return TorchEncoder(_load_sentence_transformer(path), threads=_threads())
+
+
+class TorchEncoder:
+    """``SentenceTransformer.encode`` run on one intra-op thread for one text, all for more.
+
+    Why: PyTorch splits each operation over its OpenMP threads, and every split waits at a
+    barrier for all of them. On a machine whose cores are busy (a build, a test run, another
+    app), a thread that is not scheduled holds every barrier up, and OpenMP's default keeps the
+    waiting ones spinning, taking the core from the thread they wait for. A short query on two
+    threads took 500 ms of CPU and up to a second (BENCHMARKS.md) against 28 ms on one thread.
+    One query is too small to gain from a second thread anyway; a batch does gain, and with
+    ``OMP_WAIT_POLICY=PASSIVE`` (set before torch loads, see :func:`_torch`) its waiting threads
+    sleep instead of spinning.
+
+    The thread count is set on every call: it is per calling thread in PyTorch's OpenMP
+    backend, so a query in one thread does not slow a build running in another.
+
+    Args:
+        model: a loaded ``SentenceTransformer``.
+        threads: intra-op threads for several texts.
+    """
+
+    def __init__(self, model: Any, threads: int) -> None:
+        self.model = model
+        self.threads = max(threads, 1)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer."""
+        return self.model.tokenizer
+
+    def get_embedding_dimension(self) -> int:
+        """Vector dimension."""
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, **options: Any) -> Any:
+        """``SentenceTransformer.encode(texts, batch_size=..., **options)`` on the right threads."""
+        _torch().set_num_threads(1 if len(texts) <= 1 else self.threads)
+        return self.model.encode(list(texts), batch_size=batch_size, **options)
 
 
 class OnnxBackend(EmbeddingBackend):
@@ -323,26 +425,24 @@ class OnnxBackend(EmbeddingBackend):
         self.variant = variant
 
     def load(self, path: Path) -> OnnxEncoder:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         file, meta = _onnx_cached(path, self.variant)
         options = ort.SessionOptions()
-        # One thread a run: OnnxEncoder runs texts side by side on _threads() threads.
+        # One thread a run, so no thread pool waits on a busy core: OnnxEncoder runs a query
+        # alone and a batch's texts side by side on _threads() threads.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(
-                read_verified(file, meta["sha256"]), options, providers=["CPUExecutionProvider"]
-            )
-            tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+            # From the path (checked by _onnx_cached): 0.2 s faster than from bytes in memory.
+            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own kinds; report one clear error
             raise ModelError(f"cannot load the ONNX model {file}: {exc}") from exc
+        tokenizer = model_tokenizer(path)
         length = _max_seq_length(path, lambda: tokenizer)
         return OnnxEncoder(session, tokenizer, length, int(meta["dim"]), workers=_threads())
 
@@ -355,7 +455,8 @@ EMBEDDING_BACKENDS: dict[str, EmbeddingBackend] = {
         OnnxBackend("onnx-int8", "int8"),
     )
 }
-"""Inference backends by name; ``torch`` is the default and the reference."""
+"""Inference backends by name; ``torch`` is the reference, ``onnx-fp32`` the default of new
+collections (``settings.DEFAULT_BACKEND``)."""
 
 
 def embedding_backend(name: str) -> EmbeddingBackend:
@@ -379,6 +480,185 @@ def _max_seq_length(path: Path, tokenizer: Callable[[], Any]) -> int:
     if isinstance(value, int) and value > 0:
         return value
     return int(min(getattr(tokenizer(), "model_max_length", 512), 512))
+
+
+class FastTokenizer:
+    """A model's ``tokenizer.json`` run by the ``tokenizers`` library alone.
+
+    A Hugging Face fast tokenizer wraps the same library; this answers the calls the project
+    makes of one (ids truncated to a length, offsets without special tokens,
+    ``num_special_tokens_to_add``, ``pad_token_id``, ``model_max_length``) without importing
+    transformers, whose import loads torch: seconds on every command that searches. It is
+    used only for a model whose tokenizer :func:`model_tokenizer` has found to agree with
+    transformers'. Its settings never change after loading, so threads may share it.
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer``; its own truncation and padding are switched off.
+        pad_token_id: the id of the padding token, if the model has one.
+        model_max_length: the tokenizer's length limit (as ``tokenizer_config.json`` gives it).
+    """
+
+    def __init__(self, tokenizer: Any, pad_token_id: int | None, model_max_length: int) -> None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+        self._special = int(tokenizer.num_special_tokens_to_add(False))
+        self.pad_token_id = pad_token_id
+        self.model_max_length = model_max_length
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> FastTokenizer:
+        """Load ``tokenizer.json`` and the special tokens named in the folder's configs."""
+        from tokenizers import Tokenizer
+
+        config = _read_json(folder / "tokenizer_config.json") or {}
+        special = _read_json(folder / "special_tokens_map.json") or {}
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        pad = config.get("pad_token") or special.get("pad_token")
+        if isinstance(pad, dict):  # {"content": "[PAD]", ...} in some configs
+            pad = pad.get("content")
+        limit = config.get("model_max_length")
+        return cls(
+            tokenizer,
+            tokenizer.token_to_id(pad) if isinstance(pad, str) else None,
+            int(limit) if isinstance(limit, int | float) else _NO_LENGTH_LIMIT,
+        )
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        """Tokens added around a text ([CLS] and [SEP] for BERT), or around a pair."""
+        return int(self._tokenizer.num_special_tokens_to_add(pair))
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        *,
+        add_special_tokens: bool = True,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_offsets_mapping: bool = False,
+        return_attention_mask: bool = False,
+        return_token_type_ids: bool = False,
+        verbose: bool = True,
+    ) -> dict[str, Any]:
+        """Tokenize a text or a list of texts, as a fast tokenizer's ``__call__`` does.
+
+        Truncation keeps the first ``max_length`` tokens, special tokens included (as
+        transformers truncates one text).
+
+        Returns:
+            ``input_ids`` (and ``offset_mapping``, ``attention_mask``, ``token_type_ids`` when
+            asked): a list per text, or one list for a single string.
+        """
+        single = isinstance(text, str)
+        texts = [text] if isinstance(text, str) else list(text)
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        if truncation:
+            limit = (max_length or self.model_max_length) - (
+                self._special if add_special_tokens else 0
+            )
+            for encoding in encodings:
+                encoding.truncate(max(limit, 0))
+        if add_special_tokens:
+            encodings = [self._tokenizer.post_process(e) for e in encodings]
+        fields = {"input_ids": "ids"}
+        fields |= {"offset_mapping": "offsets"} if return_offsets_mapping else {}
+        fields |= {"attention_mask": "attention_mask"} if return_attention_mask else {}
+        fields |= {"token_type_ids": "type_ids"} if return_token_type_ids else {}
+        result = {key: [getattr(e, name) for e in encodings] for key, name in fields.items()}
+        return {key: values[0] for key, values in result.items()} if single else result
+
+
+_NO_LENGTH_LIMIT = int(1e30)
+"""transformers' ``model_max_length`` when a tokenizer config sets none."""
+
+TOKENIZER_CHECK_TEXTS = (
+    "",
+    "hi",
+    "ORD-58213 CVE-2024-31877 v2.3.1 SKU_BT_4471 a.b@c.de https://x.org/a?b=1",
+    "The quick brown fox jumps over the lazy dog.",
+    "Ünïcödé façade, naïve café, Øresund, ß, İstanbul, ﬁ ligature",
+    "中文字符 日本語のテキスト 한국어 текст на русском عربى",
+    "emoji 🎉🚀 and\ttabs\nnew lines\r\n  double  spaces \u200b zero width \x00",
+    "don't won't it's O'Neil's rock'n'roll",
+    "word " * 600,
+)
+"""Texts on which :func:`model_tokenizer` compares FastTokenizer with transformers' tokenizer."""
+
+TOKENIZER_CHECK_FILE = "tokenizer-check.json"
+
+
+def model_tokenizer(folder: Path) -> Any:
+    """The tokenizer of a model folder, without importing transformers when that is safe.
+
+    The first time a model folder's tokenizer is needed (for given tokenizers and
+    transformers versions), it is loaded with transformers' ``AutoTokenizer`` and compared
+    with :class:`FastTokenizer` on :data:`TOKENIZER_CHECK_TEXTS` (ids truncated to the
+    model's length, offsets, special tokens, padding id, length limit); the verdict is kept
+    beside the model's ONNX exports (``model_cache_folder()/onnx/<torch fingerprint>/``). When the
+    two agree, FastTokenizer is used from then on, so a search does not import transformers.
+
+    Args:
+        folder: a model folder.
+
+    Returns:
+        A :class:`FastTokenizer`, or a transformers tokenizer when the two disagree or the
+        folder has no ``tokenizer.json``.
+    """
+    record = (
+        model_cache_folder()
+        / ONNX_FOLDER
+        / model_fingerprint(folder, "torch")
+        / TOKENIZER_CHECK_FILE
+    )
+    versions = {name: metadata.version(name) for name in ("tokenizers", "transformers")}
+    meta = _read_json(record)
+    if isinstance(meta, dict) and meta.get("versions") == versions and meta.get("agrees"):
+        return FastTokenizer.from_folder(folder)
+    reference = _transformers_tokenizer(folder)
+    if isinstance(meta, dict) and meta.get("versions") == versions:
+        return reference  # checked before: they disagree
+    if not (folder / "tokenizer.json").is_file():
+        return reference
+    try:
+        fast: FastTokenizer | None = FastTokenizer.from_folder(folder)
+    except Exception:  # a tokenizer.json the library cannot read: transformers' it is
+        fast = None
+    agrees = fast is not None and _tokenizers_agree(
+        fast, reference, _max_seq_length(folder, lambda: reference)
+    )
+    with contextlib.suppress(OSError):  # a read-only cache: check again next time
+        atomic_write(record, json_bytes({"agrees": agrees, "versions": versions}))
+    return fast if agrees else reference
+
+
+def _transformers_tokenizer(folder: Path) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _torch()  # before transformers, which imports it
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+
+
+def _tokenizers_agree(fast: FastTokenizer, reference: Any, max_length: int) -> bool:
+    texts = list(TOKENIZER_CHECK_TEXTS)
+    ids: dict[str, Any] = {"truncation": True, "max_length": max_length}
+    spans: dict[str, Any] = {
+        "add_special_tokens": False,
+        "return_offsets_mapping": True,
+        "verbose": False,  # transformers warns of texts longer than the model reads
+    }
+    return (
+        fast(texts, **ids)["input_ids"] == reference(texts, **ids)["input_ids"]
+        and all(
+            fast(t, **spans)["offset_mapping"]
+            == [tuple(span) for span in reference(t, **spans)["offset_mapping"]]
+            for t in texts
+        )
+        and fast.num_special_tokens_to_add() == reference.num_special_tokens_to_add()
+        and fast.pad_token_id == reference.pad_token_id
+        and fast.model_max_length == reference.model_max_length
+    )
 
 
 class OnnxEncoder:
@@ -486,7 +766,7 @@ def onnx_model_file(folder: str | Path, variant: str = "fp32") -> Path:
     and checked against PyTorch on a few texts; ``int8`` is that export with its MatMul weights
     quantized by ``onnxruntime.quantization.quantize_dynamic`` (int8, one scale per output
     channel; activations quantized per batch at run time). The files live in
-    ``cache_folder()/onnx/<torch fingerprint>/``, each written atomically with a JSON record
+    ``model_cache_folder()/onnx/<torch fingerprint>/``, each written atomically with a JSON record
     of its sha256 and the versions that made it; a damaged file or one made by other versions
     is exported again.
 
@@ -512,9 +792,10 @@ def _onnx_versions() -> dict[str, str]:
 
 
 def _onnx_cached(folder: Path, variant: str) -> tuple[Path, dict[str, Any]]:
+    """(the ONNX file, its record), the file's content checked against the record's sha256."""
     if variant not in _ONNX_VARIANTS:
         raise ValueError(f"unknown ONNX variant {variant!r}; valid: {list(_ONNX_VARIANTS)}")
-    target = cache_folder() / ONNX_FOLDER / model_fingerprint(folder, "torch")
+    target = model_cache_folder() / ONNX_FOLDER / model_fingerprint(folder, "torch")
     file, record = target / f"model-{variant}.onnx", target / f"model-{variant}.json"
     meta = _read_json(record)
     if (
@@ -522,11 +803,10 @@ def _onnx_cached(folder: Path, variant: str) -> tuple[Path, dict[str, Any]]:
         and meta.get("versions") == _onnx_versions()
         and meta.get("opset") == ONNX_OPSET
     ):
-        try:
-            read_verified(file, str(meta.get("sha256")))
-            return file, meta
-        except IntegrityError:
-            pass  # damaged or half-copied: make it again
+        with contextlib.suppress(OSError):  # missing: make it
+            if file_sha256(file) == meta.get("sha256"):
+                return file, meta
+        # damaged or half-copied: make it again
     if variant == "fp32":
         data, dim = _export_onnx(folder)
     else:
@@ -568,6 +848,8 @@ def _export_onnx(folder: Path) -> tuple[bytes, int]:
     _check_onnx_exportable(folder)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import onnxruntime as ort
+
+    _torch()  # before transformers, which imports it
     import torch
     import transformers
     from transformers import AutoModel, AutoTokenizer
@@ -659,16 +941,26 @@ def _quantize_onnx(source: Path) -> bytes:
         return target.read_bytes()
 
 
+def _torch() -> Any:
+    """``import torch``, with OpenMP's waiting threads sleeping rather than spinning.
+
+    libgomp reads ``OMP_WAIT_POLICY`` once, when torch loads it (so this comes before any
+    import of transformers or sentence-transformers); a value set by the user wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    return torch
+
+
 def _load_sentence_transformer(path: Path) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
+    _torch()
     import transformers
     from sentence_transformers import SentenceTransformer
 
     transformers.utils.logging.disable_progress_bar()
-
-    torch.set_num_threads(_threads())
     try:
         return SentenceTransformer(
             str(path),
@@ -732,17 +1024,12 @@ class Embedder:
 
     @property
     def tokenizer(self) -> Any:
-        """The model's own tokenizer (a Hugging Face fast tokenizer)."""
+        """The model's own tokenizer (see :func:`model_tokenizer`)."""
         if self._model is not None:
             return self._model.tokenizer
         with self._lock:
             if self._tokenizer is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from transformers import AutoTokenizer
-
-                self._tokenizer = AutoTokenizer.from_pretrained(
-                    str(self.path), trust_remote_code=False
-                )
+                self._tokenizer = model_tokenizer(self.path)
             return self._tokenizer
 
     @property
@@ -794,7 +1081,9 @@ class Embedder:
             progress(done, total)
         # Sorting by length keeps padding small inside each batch.
         missing.sort(key=lambda k: len(text_of[k]))
-        step = max(self.batch_size * 4, 1)
+        # One batch a step: progress moves every second or so, not every 256 texts (30 s
+        # on a busy machine).
+        step = max(self.batch_size, 1)
         count_of: dict[str, int] = {}
         for key in keys:
             count_of[key] = count_of.get(key, 0) + 1

@@ -136,6 +136,11 @@ def _read_lines(path: Path) -> list[str]:
         raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
 
 
+def embed_queries(collection: Collection, queries: Mapping[str, str]) -> np.ndarray:
+    """The queries' vectors in one batch, a row per query in the order of ``queries``."""
+    return collection.embedder.embed_queries(list(queries.values()))
+
+
 def run_queries(
     collection: Collection,
     queries: Mapping[str, str],
@@ -143,17 +148,29 @@ def run_queries(
     *,
     depth: int = RUN_DEPTH,
     progress: Callable[[int, int], None] | None = None,
+    vectors: np.ndarray | None = None,
 ) -> RunDict:
     """Search every query, collapsed to documents, and return a run.
 
-    Queries are embedded in one batch. A document's score in the run is derived from its rank
-    (``depth - rank + 1``) so that the run keeps the engine's order exactly.
+    Queries are embedded in one batch (:func:`embed_queries`), unless ``vectors`` are given.
+    A document's score in the run is derived from its rank (``depth - rank + 1``) so that the
+    run keeps the engine's order exactly.
+
+    Args:
+        collection: the collection searched.
+        queries: query id to text.
+        params: the configuration (``k`` is raised to ``depth``; hits collapse to documents).
+        depth: documents kept per query.
+        progress: called as ``progress(done, total)`` after each query.
+        vectors: the queries' vectors from :func:`embed_queries`, to embed them once for
+            several configurations (ignored in BM25 mode).
     """
     params = replace(params, k=max(depth, params.k), collapse=True)
     ids = list(queries)
-    vectors: np.ndarray | None = None
-    if params.mode != "bm25":
-        vectors = collection.embedder.embed_queries([queries[q] for q in ids])
+    if params.mode == "bm25":
+        vectors = None
+    elif vectors is None:
+        vectors = embed_queries(collection, queries)
     run: RunDict = {}
     for n, qid in enumerate(ids):
         vector = vectors[n] if vectors is not None else None
@@ -162,6 +179,49 @@ def run_queries(
         if progress is not None:
             progress(n + 1, len(ids))
     return run
+
+
+def run_configurations(
+    collection: Collection,
+    queries: Mapping[str, str],
+    configs: Mapping[str, SearchParams],
+    *,
+    depth: int = RUN_DEPTH,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, RunDict]:
+    """Run a query set with several configurations, embedding each query once for all.
+
+    Embedding the queries is most of a run's time; every configuration gets the same vectors,
+    so each run is exactly what :func:`run_queries` gives for that configuration alone.
+
+    Args:
+        collection: the collection searched.
+        queries: query id to text.
+        configs: name to configuration.
+        depth: documents kept per query.
+        progress: called as ``progress(done, total)`` after each query of each configuration;
+            ``total`` is the number of queries times the number of configurations.
+
+    Returns:
+        Name to run, in the order of ``configs``.
+    """
+    embedded = any(params.mode != "bm25" for params in configs.values())
+    vectors = embed_queries(collection, queries) if embedded and queries else None
+    total = len(queries) * len(configs)
+    runs: dict[str, RunDict] = {}
+    for number, (name, params) in enumerate(configs.items()):
+        step = _shifted(progress, number * len(queries), total) if progress else None
+        runs[name] = run_queries(
+            collection, queries, params, depth=depth, vectors=vectors, progress=step
+        )
+    return runs
+
+
+def _shifted(
+    progress: Callable[[int, int], None], offset: int, total: int
+) -> Callable[[int, int], None]:
+    """One run's ``progress(done, of)`` as a step of ``total`` that starts at ``offset``."""
+    return lambda done, _of: progress(offset + done, total)
 
 
 def evaluate_run(

@@ -22,6 +22,11 @@ Conventions:
   top-level field of the same name wins), so its keys can be chosen like any other field.
 * Text, Markdown and PDF documents carry ``file_type`` in metadata (``"txt"``, ``"md"``,
   ``"pdf"``), PDFs also ``page_count``.
+* A PDF page's hard line breaks inside a paragraph become spaces, and a word hyphenated across
+  two lines is joined (see `_reflow`); each page keeps its span of the document text.
+* `infer_source_fields` chooses a `FieldMap` for CSV, TSV and JSONL sources from their first
+  rows (the text is the column with the longest texts, the id a column named like an id with
+  unique values), so the app and the command line read a new file the same way.
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ import io
 import json
 import math
 import re
+import statistics
 import zipfile
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO
 
@@ -50,6 +56,7 @@ from search_core.types import Document, MetadataValue, PageSpan
 __all__ = [
     "READERS",
     "SUPPORTED_EXTENSIONS",
+    "FieldInference",
     "FieldMap",
     "IngestReport",
     "Limits",
@@ -57,6 +64,8 @@ __all__ = [
     "Reader",
     "Record",
     "SourceFile",
+    "infer_fields",
+    "infer_source_fields",
     "list_fields",
     "preview_source",
     "read_source",
@@ -71,6 +80,20 @@ _INT = re.compile(r"[+-]?(?:0|[1-9]\d*)")
 _FLOAT = re.compile(r"[+-]?(?:(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)")
 _HEADING = re.compile(r" {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
 _FENCE = re.compile(r" {0,3}(```|~~~)")
+# Column names: an id (``_id``, ``doc_id``, ``review-id``, ``reviewId``, ``uuid``) or a title.
+_ID_NAME = re.compile(r"_?id|docid|uuid|guid|uid|key|.*[_\-. ](?:id|uuid|guid|uid|key)", re.I)
+_CAMEL_ID = re.compile(r".*[a-z0-9](?:Id|ID)")
+_PREFERRED_IDS = ("_id", "id", "doc_id", "docid", "document_id")
+_TITLE_NAMES = frozenset({"title", "name", "subject", "headline", "heading", "caption"})
+_TITLE_SUFFIX = re.compile(r".*[_\-. ]title", re.I)
+_MAX_TITLE_CHARS = 120
+_SHORT_TEXT_WORDS = 5
+# PDF lines: a list item starts a line of its own; a sentence end may end a paragraph.
+_LIST_ITEM = re.compile(r"(?:[•▪◦‣∙*–—-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
+_SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
+_MIN_FULL_LINE = 40  # characters; shorter lines (labels, table cells, slides) keep their breaks
+_HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 # --- options and results -------------------------------------------------------------------
@@ -118,6 +141,47 @@ class FieldMap:
                 f"delimiter must be one character other than a quote or a line break, "
                 f"got {self.delimiter!r}"
             )
+
+
+@dataclass(frozen=True)
+class FieldInference:
+    """Which column of a table most likely holds what, chosen from its first rows, and why.
+
+    Attributes:
+        fields: the field map to read the source with: the names given explicitly, the others
+            chosen from the data (``metadata`` stays as given: None keeps every other column).
+        columns: the columns (CSV, TSV) and fields (JSONL) of the rows read, in order of first
+            appearance; empty for sources without columns (text, Markdown, PDF).
+        metadata: the columns that become metadata.
+        reasons: why each role (``"text"``, ``"id"``, ``"title"``) got its column, or none,
+            in plain words.
+        warnings: doubts to show before building (texts mostly very short or looking like
+            ids, rows without text, repeated ids).
+        rows: how many rows were read to choose.
+    """
+
+    fields: FieldMap
+    columns: tuple[str, ...] = ()
+    metadata: tuple[str, ...] = ()
+    reasons: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    rows: int = 0
+
+    def summary(self) -> str:
+        """One line saying what was chosen and why, or "" for a source without columns.
+
+        For example: ``text: review_text (longest texts, mean 165 characters) · id: review_id
+        (named like an id, unique in the 33 rows read) · title: - · metadata: rating``.
+        """
+        if not self.columns:
+            return ""
+        chosen = {"text": self.fields.text, "id": self.fields.id, "title": self.fields.title}
+        parts = [
+            f"{role}: {name or '-'}" + (f" ({self.reasons[role]})" if role in self.reasons else "")
+            for role, name in chosen.items()
+        ]
+        parts.append(f"metadata: {', '.join(self.metadata) or '-'}")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -343,6 +407,108 @@ def list_fields(
                 _check_size(file, ctx.limits)
                 names.update(dict.fromkeys(lister(file, ctx, rows)))
     return list(names)
+
+
+def infer_source_fields(
+    path: str | Path,
+    given: FieldMap | None = None,
+    *,
+    rows: int = 200,
+    limits: Limits | None = None,
+) -> FieldInference:
+    """Choose the text, id and title columns of a source's tables from their first rows.
+
+    Reads the first ``rows`` rows of each CSV, TSV and JSONL file of the source (a BEIR folder
+    gives its ``corpus.jsonl``) and hands them to `infer_fields`. Text, Markdown and PDF files
+    have a fixed layout: a source of only those gives back ``given`` with no columns.
+
+    Args:
+        path: the source, as for `read_source`.
+        given: the names chosen explicitly (command-line flags, the page's selections); they
+            are kept, and only the roles left as None are inferred. Its delimiter is used.
+        rows: how many rows to read from each file.
+        limits: the limits, as for `read_source`.
+
+    Returns:
+        The chosen field map with the reasons and warnings.
+
+    Raises:
+        ValueError: ``rows`` is smaller than 1.
+        InputError: as for `read_source`, for the part of the source read.
+    """
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    given = given or FieldMap()
+    ctx = ReadContext(given, limits or Limits())
+    sample: list[Mapping[str, object]] = []
+    files = _leaf_files(Path(path), ctx)
+    with closing(files):
+        for file in files:
+            read_rows = _ROW_READERS.get(file.suffix)
+            if read_rows is not None:
+                _check_size(file, ctx.limits)
+                with closing(read_rows(file, ctx)) as table:
+                    sample.extend(row for _line, row in islice(table, rows))
+    return infer_fields(sample, given)
+
+
+def infer_fields(
+    rows: Sequence[Mapping[str, object]], given: FieldMap | None = None
+) -> FieldInference:
+    """Choose the text, id and title columns of table rows, keeping the names given.
+
+    The rules, each in plain words in the result's ``reasons``:
+
+    * id: a column named like an id (``_id``, ``id``, ``doc_id``, ``review_id``, ``uuid``...)
+      whose values are all present and different. ``_id`` and ``id`` are taken even with
+      repeated values (with a warning), since reading takes them when no id is named.
+    * text: among the columns holding text (not numbers) in every row and not looking like an
+      id, the one with the longest values (median length, then mean; empty counts as 0).
+      A BEIR corpus (``_id`` and ``text``) keeps its ``text``.
+    * title: ``title`` if present, else a column named like a title (``name``, ``subject``,
+      ``headline``...) whose values are short (median at most 120 characters) and shorter than
+      the texts.
+    * metadata: every other column holding scalars (numbers stay numbers when read).
+
+    Warnings are about the columns given or chosen: a text column whose values look like ids
+    (short and different in every row), are mostly very short (median under five words), are
+    numbers or are missing in some rows, and an id column with empty or repeated values.
+
+    Args:
+        rows: the rows, as read from CSV (cells as strings) or JSONL (JSON values).
+        given: names chosen explicitly; see `infer_source_fields`.
+
+    Returns:
+        The chosen field map with the reasons and warnings.
+    """
+    given = given or FieldMap()
+    # An empty name cannot be chosen (a FieldMap refuses it): a nameless CSV column stays out.
+    names = list(dict.fromkeys(key for row in rows for key in row if key))
+    if not names:
+        return FieldInference(given)
+    columns = {name: _Column.of(name, rows) for name in names}
+    reasons: dict[str, str] = {}
+    id_name, reasons["id"] = _choose_id(columns, given)
+    text_name, reasons["text"] = _choose_text(columns, given, taken={id_name})
+    title_name, reasons["title"] = _choose_title(columns, given, text_name, taken={id_name})
+    chosen = {text_name, id_name, title_name}
+    metadata = given.metadata
+    if metadata is None:
+        metadata = tuple(n for n in names if n not in chosen and columns[n].scalars)
+    return FieldInference(
+        fields=FieldMap(
+            text=text_name,
+            title=title_name,
+            id=id_name,
+            metadata=given.metadata,
+            delimiter=given.delimiter,
+        ),
+        columns=tuple(names),
+        metadata=tuple(metadata),
+        reasons=reasons,
+        warnings=tuple(_warnings(columns, text_name, id_name)),
+        rows=len(rows),
+    )
 
 
 # --- the driver ----------------------------------------------------------------------------
@@ -699,7 +865,7 @@ def _csv_header(file: SourceFile, line: int, cells: list[str]) -> list[str]:
     return cells
 
 
-def _csv_rows(file: SourceFile, ctx: ReadContext) -> Iterator[Row]:
+def _csv_rows(file: SourceFile, ctx: ReadContext) -> Generator[Row, None, None]:
     records = _csv_records(file, ctx)
     first = next(records, None)
     if first is None:
@@ -896,7 +1062,7 @@ def _read_pdf(file: SourceFile, ctx: ReadContext) -> Iterator[Record]:
     with file.open() as stream:
         data = stream.read()
     title, page_texts = _pdf_contents(file, data, ctx.limits)
-    text, spans = _join_pages(page_texts)
+    text, spans = _join_pages(_reflow_pages(page_texts))
     with_text = {span.page for span in spans}
     ctx.pages_without_text.extend(
         (file.name, page) for page in range(1, len(page_texts) + 1) if page not in with_text
@@ -975,6 +1141,77 @@ def _decoded_stream_sizes(page: pypdf.PageObject) -> Iterator[int]:
                 pending.extend(("contents", value) for value in xobjects.values())
 
 
+def _reflow_pages(page_texts: list[str]) -> list[str]:
+    """Each page's text with the line breaks inside its paragraphs made spaces.
+
+    Words hyphenated across lines are joined unless the document also writes them with a
+    hyphen elsewhere (``well-known``). Pages are reflowed one by one, so each keeps its span.
+    """
+    hyphenated: set[str] = set()
+    for text in page_texts:
+        for compound in _HYPHENATED.findall(text):
+            parts = compound.lower().split("-")
+            hyphenated.update(f"{a}-{b}" for a, b in pairwise(parts))
+    return [_reflow(text, frozenset(hyphenated)) for text in page_texts]
+
+
+def _reflow(text: str, hyphenated: frozenset[str]) -> str:
+    """One page's text with its paragraphs' lines joined; blank lines and short lines kept.
+
+    PDF text comes one printed line a line. A line about as wide as the page's full lines
+    continues on the next one; a shorter line ends a paragraph, a heading or a table row, so
+    its break stays (as do the break before a list item and every break on a page of short
+    lines).
+    """
+    # pypdf writes a blank line as spaces: an empty line is a clearer paragraph break.
+    lines = [line if line.strip() else "" for line in text.split("\n")]
+    lengths = sorted(len(line.strip()) for line in lines if line)
+    if len(lengths) < 2:
+        return "\n".join(lines)
+    # The width of a full line, robust to one overlong line (a URL, a table row).
+    width = lengths[min(len(lengths) - 1, len(lengths) * 9 // 10)]
+    out = [lines[0]]
+    for previous, line in pairwise(lines):
+        joint = _line_joint(previous, line, width, hyphenated)
+        if joint is None:
+            out += ["\n", line]
+            continue
+        glue, drop_hyphen = joint
+        out[-1] = out[-1].rstrip()
+        if drop_hyphen:
+            out[-1] = out[-1][:-1]
+        out += [glue, line.lstrip()]
+    return "".join(out)
+
+
+def _line_joint(
+    previous: str, line: str, width: int, hyphenated: frozenset[str]
+) -> tuple[str, bool] | None:
+    """What joins a line to the one before: (text between them, drop the hyphen), or None to
+    keep the line break."""
+    before, after = previous.rstrip(), line.lstrip()
+    if not before or not after or _LIST_ITEM.match(after):
+        return None
+    last, first = before.split()[-1], after.split()[0]
+    if len(last) > 1 and last.endswith("-") and last[-2].isalpha():
+        # A word split at the line end: "exam-" + "ple". A capital or a digit after the hyphen
+        # ("Jean-Paul", "COVID-19"), a compound ("state-of-the-art") or a word written with a
+        # hyphen elsewhere in the document keeps its hyphen.
+        head, tail = _LETTERS.findall(last)[-1], _LETTERS.match(first)
+        keep = (
+            tail is None
+            or not first[0].islower()
+            or "-" in last[:-1]
+            or "-" in first
+            or f"{head}-{tail.group()}".lower() in hyphenated
+        )
+        return "", not keep
+    full = 0.85 if _SENTENCE_END.search(before) else 0.7
+    if len(before) < max(_MIN_FULL_LINE, full * width):
+        return None
+    return " ", False
+
+
 def _join_pages(page_texts: list[str]) -> tuple[str, tuple[PageSpan, ...]]:
     """Join the pages that have text, recording where each one lies in the result."""
     parts: list[str] = []
@@ -989,6 +1226,197 @@ def _join_pages(page_texts: list[str]) -> tuple[str, tuple[PageSpan, ...]]:
         parts.append(page_text)
         offset += len(page_text)
     return _PAGE_SEPARATOR.join(parts), tuple(spans)
+
+
+# --- choosing the columns ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Column:
+    """What one column holds in the rows read.
+
+    Attributes:
+        name: the column name.
+        rows: the rows read.
+        present: rows holding the column (a JSONL object may leave it out).
+        filled: rows whose value is not empty.
+        texts: rows whose value is text rather than a number.
+        scalars: whether any value can be metadata (not only JSON lists and objects).
+        unique: whether every row holds a different, non-empty value.
+        compact: whether the values are mostly one word (ids, codes).
+        median_chars: median length of the values (empty counts as 0).
+        mean_chars: mean length of the values.
+        median_words: median number of words.
+        example: the first non-empty value.
+    """
+
+    name: str
+    rows: int
+    present: int
+    filled: int
+    texts: int
+    scalars: bool
+    unique: bool
+    compact: bool
+    median_chars: float
+    mean_chars: float
+    median_words: float
+    example: str
+
+    @classmethod
+    def of(cls, name: str, rows: Sequence[Mapping[str, object]]) -> _Column:
+        raw = [row.get(name) for row in rows]
+        values = [_plain_value(value).strip() for value in raw]
+        filled = [value for value in values if value]
+        words = [len(value.split()) for value in values]
+        return cls(
+            name=name,
+            rows=len(rows),
+            present=sum(name in row for row in rows),
+            filled=len(filled),
+            texts=sum(
+                isinstance(value, str) and isinstance(_cell_value(value), str) for value in raw
+            ),
+            scalars=any(not isinstance(value, list | dict) for value in raw),
+            unique=len(filled) == len(rows) and len(set(filled)) == len(rows),
+            compact=sum(n <= 1 for n, value in zip(words, values, strict=True) if value)
+            >= 0.9 * max(len(filled), 1),
+            median_chars=statistics.median(len(value) for value in values),
+            mean_chars=statistics.fmean(len(value) for value in values),
+            median_words=statistics.median(words),
+            example=filled[0] if filled else "",
+        )
+
+    @property
+    def looks_like_id(self) -> bool:
+        """Named like an id, or short and different in every row (``R-1001``)."""
+        return _is_id_name(self.name) or (self.rows > 1 and self.unique and self.compact)
+
+    @property
+    def holds_text(self) -> bool:
+        """Present in every row read, with text (not only numbers) in some."""
+        return self.present == self.rows and self.texts > 0
+
+
+def _plain_value(value: object) -> str:
+    """A value as the text it would give (numbers as digits); "" for what holds no text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _is_id_name(name: str) -> bool:
+    return bool(_ID_NAME.fullmatch(name.strip()) or _CAMEL_ID.fullmatch(name.strip()))
+
+
+def _is_title_name(name: str) -> bool:
+    return name.strip().lower() in _TITLE_NAMES or bool(_TITLE_SUFFIX.fullmatch(name.strip()))
+
+
+def _longest(columns: Iterable[_Column]) -> _Column | None:
+    """The column with the longest values (median, then mean); the first one on a tie."""
+    return max(columns, key=lambda c: (c.median_chars, c.mean_chars), default=None)
+
+
+def _choose_id(columns: Mapping[str, _Column], given: FieldMap) -> tuple[str | None, str]:
+    if given.id is not None:
+        return given.id, "given"
+    unique = f"named like an id, unique in the {next(iter(columns.values())).rows} rows read"
+    for name in ("_id", "id"):
+        # Reading takes these when no id is named, so choosing another would not be true.
+        if name in columns:
+            return name, unique if columns[name].unique else "named id"
+    named = [c for c in columns.values() if _is_id_name(c.name) and c.name != given.text]
+    best = min(
+        (c for c in named if c.unique),
+        key=lambda c: c.name.lower() not in _PREFERRED_IDS,
+        default=None,
+    )
+    if best is not None:
+        return best.name, unique
+    if named:
+        listed = ", ".join(c.name for c in named)
+        return None, f"rows numbered: {listed} repeat values or are empty"
+    return None, "rows numbered: no column named like an id"
+
+
+def _choose_text(
+    columns: Mapping[str, _Column], given: FieldMap, taken: set[str | None]
+) -> tuple[str | None, str]:
+    if given.text is not None:
+        return given.text, "given"
+    if "_id" in columns and "text" in columns:
+        return "text", "the BEIR corpus layout"
+    candidates = [c for c in columns.values() if c.name not in taken and c.holds_text]
+    best = _longest(c for c in candidates if not c.looks_like_id) or _longest(candidates)
+    if best is None:
+        return None, "no column holds text in every row"
+    return best.name, f"longest texts, mean {best.mean_chars:.0f} characters"
+
+
+def _choose_title(
+    columns: Mapping[str, _Column], given: FieldMap, text: str | None, taken: set[str | None]
+) -> tuple[str | None, str]:
+    if given.title is not None:
+        return given.title, "given"
+    taken = taken | {text}
+    if "title" in columns and "title" not in taken:
+        # As with ids: reading takes a column named title when no title is named.
+        return "title", "named title"
+    longest_text = columns[text].median_chars if text is not None and text in columns else math.inf
+    for column in columns.values():
+        if (
+            column.name not in taken
+            and _is_title_name(column.name)
+            and column.texts
+            and column.median_chars <= min(_MAX_TITLE_CHARS, longest_text - 1)
+        ):
+            median = column.median_chars
+            return column.name, f"named like a title, median {median:.0f} characters"
+    return None, "no short column named like a title"
+
+
+def _warnings(columns: Mapping[str, _Column], text: str | None, id_: str | None) -> list[str]:
+    """Doubts about the chosen text and id columns, worth reading before a build."""
+    warnings: list[str] = []
+    if id_ is not None and id_ in columns and not columns[id_].unique:
+        warnings.append(
+            f"The id column {id_!r} is empty or repeats a value in the rows read; a build "
+            "refuses repeated ids."
+        )
+    if text is None:
+        return [*warnings, "No column holds text in every row read: name the text column."]
+    if text not in columns:
+        return warnings  # a name given that the source lacks: reading says so
+    column = columns[text]
+    better = _longest(
+        c
+        for c in columns.values()
+        if c.name not in {text, id_} and c.holds_text and not c.looks_like_id
+    )
+    hint = ""
+    if better is not None and better.median_chars > column.median_chars:
+        hint = f" The longest texts are in {better.name!r}."
+    if not column.texts:
+        warnings.append(f"The text column {text!r} holds numbers, not text.{hint}")
+    elif column.looks_like_id:
+        warnings.append(
+            f"The text column {text!r} looks like an id: short, and different in every row "
+            f"(such as {column.example!r}).{hint}"
+        )
+    elif column.median_words < _SHORT_TEXT_WORDS:
+        warnings.append(
+            f"The texts in {text!r} are very short (median {column.median_words:g} words); "
+            f"search works best on sentences and paragraphs.{hint}"
+        )
+    if column.filled < column.rows:
+        warnings.append(
+            f"{column.rows - column.filled} of the {column.rows} rows read have no text in "
+            f"{text!r}; documents without text are skipped."
+        )
+    return warnings
 
 
 # --- registries ----------------------------------------------------------------------------
@@ -1009,6 +1437,12 @@ READERS: dict[str, Reader] = {
 """The reader for each supported extension (lower case, with its dot)."""
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted(READERS))
+
+_ROW_READERS: dict[str, Callable[[SourceFile, ReadContext], Generator[Row, None, None]]] = {
+    ".csv": _csv_rows,
+    ".tsv": _csv_rows,
+    ".jsonl": _jsonl_rows,
+}
 
 _FIELD_LISTERS: dict[str, Callable[[SourceFile, ReadContext, int], list[str]]] = {
     ".csv": _csv_fields,

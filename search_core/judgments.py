@@ -29,7 +29,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,17 +122,41 @@ class Judgment:
 
 @dataclass(frozen=True)
 class ImportReport:
-    """What an import added.
+    """What an import wrote, and what it found already there.
 
     Attributes:
-        queries: queries added or updated.
-        judgments: judgments added or updated.
+        queries: queries added, or whose text or tag changed.
+        judgments: judgments added, or whose grade changed.
         source: the files read.
+        unchanged_queries: queries already in the set with the same text and tag.
+        unchanged_judgments: judgments already in the set with the same grade.
     """
 
     queries: int
     judgments: int
-    source: str
+    source: str = ""
+    unchanged_queries: int = 0
+    unchanged_judgments: int = 0
+
+    def message(self) -> str:
+        """What the import did, in one sentence for people."""
+        written = _counts(self.queries, self.judgments)
+        unchanged = _counts(self.unchanged_queries, self.unchanged_judgments)
+        if not self.queries + self.judgments + self.unchanged_queries + self.unchanged_judgments:
+            return "The files hold no query and no judgment: nothing added."
+        if not self.unchanged_queries + self.unchanged_judgments:
+            return f"Imported {written}."
+        if not self.queries + self.judgments:
+            return f"{unchanged[0].upper()}{unchanged[1:]} already there: nothing added."
+        return f"Imported {written} (new or changed); {unchanged} already there, unchanged."
+
+
+def _counts(queries: int, judgments: int) -> str:
+    """``84 queries and 603 judgments``, in the singular where it is one."""
+    return (
+        f"{queries:,} {'query' if queries == 1 else 'queries'} and "
+        f"{judgments:,} {'judgment' if judgments == 1 else 'judgments'}"
+    )
 
 
 def _now() -> str:
@@ -318,15 +342,21 @@ class JudgmentStore:
 
     def add_many(
         self, queries: Iterable[LabQuery] = (), judgments: Iterable[Judgment] = ()
-    ) -> tuple[int, int]:
-        """Add many queries and judgments in one write (imports).
+    ) -> ImportReport:
+        """Add many queries and judgments in one write (imports), skipping what is there.
+
+        A query already in the set with the same text and tag, or a judgment with the same
+        grade (whoever gave it and whenever), writes no line: importing a file twice leaves the
+        journal as it was. Within one call, a later record of the same query or judgment wins.
 
         Returns:
-            (queries written, judgments written).
+            What was written and what was already there (``source`` left empty).
         """
-        query_records = [_query_record(self._query(q.query_id, q.text, q.tag)) for q in queries]
-        judgment_records = [
-            _judgment_record(
+        query_records = {
+            q.query_id: _query_record(self._query(q.query_id, q.text, q.tag)) for q in queries
+        }
+        judgment_records = {
+            (j.query_id, j.doc_id): _judgment_record(
                 Judgment(
                     _check_id("query id", j.query_id),
                     _check_id("document id", j.doc_id),
@@ -336,9 +366,18 @@ class JudgmentStore:
                 )
             )
             for j in judgments
-        ]
-        self._append([*query_records, *judgment_records])
-        return len(query_records), len(judgment_records)
+        }
+        written = self._append(
+            [*query_records.values(), *judgment_records.values()], skip_unchanged=True
+        )
+        new_queries = sum(r["op"] == "query" for r in written)
+        new_judgments = len(written) - new_queries
+        return ImportReport(
+            queries=new_queries,
+            judgments=new_judgments,
+            unchanged_queries=len(query_records) - new_queries,
+            unchanged_judgments=len(judgment_records) - new_judgments,
+        )
 
     def compact(self) -> None:
         """Rewrite the journal with only the current records, atomically."""
@@ -354,12 +393,24 @@ class JudgmentStore:
             raise ValueError(f"query {query_id!r} needs a non-empty text")
         return LabQuery(_check_id("query id", query_id), text, tag or None)
 
-    def _append(self, records: Sequence[Mapping[str, Any]]) -> None:
+    def _append(
+        self, records: Sequence[Mapping[str, Any]], *, skip_unchanged: bool = False
+    ) -> list[Mapping[str, Any]]:
+        """Append records; with ``skip_unchanged``, only those that change the set.
+
+        Returns:
+            The records written.
+        """
         if not records:
-            return
-        data = b"".join(_encode(record) for record in records)
+            return []
         with self._lock, self._locked_file() as handle:
             self._catch_up()
+            # Decided under the file lock, against everything any process has written.
+            if skip_unchanged:
+                records = [record for record in records if not self._unchanged(record)]
+                if not records:
+                    return []
+            data = b"".join(_encode(record) for record in records)
             # A torn line left by a crash is cut off, or the new line would be glued to it.
             handle.truncate(self._offset)
             handle.seek(self._offset)
@@ -367,6 +418,20 @@ class JudgmentStore:
             handle.flush()
             os.fsync(handle.fileno())
             self._apply_bytes(data)
+        return list(records)
+
+    def _unchanged(self, record: Mapping[str, Any]) -> bool:
+        """Whether a query or judgment record would leave the set as it is."""
+        if record["op"] == "query":
+            query = self._queries.get(record["qid"])
+            return query is not None and (query.text, query.tag) == (
+                record["text"],
+                record.get("tag"),
+            )
+        if record["op"] == "judge":
+            judgment = self._judgments.get((record["qid"], record["doc"]))
+            return judgment is not None and judgment.grade == record["grade"]
+        return False
 
     def _locked_file(self) -> _LockedJournal:
         return _LockedJournal(self)
@@ -589,11 +654,11 @@ def _import_files(
         for d, g in docs.items()
     ]
     try:
-        added = store.add_many(lab_queries, judgments)
+        report = store.add_many(lab_queries, judgments)
     except ValueError as exc:
         raise InputError(qrels_path, str(exc)) from None
     sources = [str(p) for p in (queries_path, qrels_path) if p is not None]
-    return ImportReport(added[0], added[1], ", ".join(sources))
+    return replace(report, source=", ".join(sources))
 
 
 CSV_COLUMNS = ("query_id", "query", "doc_id", "grade", "judge", "judged_at")
@@ -648,8 +713,7 @@ def _import_csv(store: JudgmentStore, path: Path, judge: str) -> ImportReport:
             raise InputError(path, str(exc), number) from None
         who, when = _cell(row, columns, "judge") or judge, _cell(row, columns, "judged_at") or at
         judgments.append(Judgment(query_id, doc_id, grade, who, when))
-    added = store.add_many(queries.values(), judgments)
-    return ImportReport(added[0], added[1], str(path))
+    return replace(store.add_many(queries.values(), judgments), source=str(path))
 
 
 def _cell(row: Mapping[str, str | None], columns: Mapping[str, str], name: str) -> str:
@@ -671,6 +735,9 @@ def import_judgments(
     judge: str = "import",
 ) -> ImportReport:
     """Import queries and judgments into a set (later records win over earlier ones).
+
+    Records already in the set (a query with the same text and tag, a judgment with the same
+    grade) are left as they are and write nothing, so importing a file again adds nothing.
 
     Args:
         store: the judgment set.

@@ -1,6 +1,6 @@
 """The relevance lab: metrics at a chosen k, saved configurations, run snapshots and comparisons.
 
-* :func:`evaluate` scores a run with ranx at the user's k (nDCG@k, Recall@k, MRR@k, P@k, MAP),
+* :func:`evaluate` scores a run at the user's k (nDCG@k, Recall@k, MRR@k, P@k, MAP, as ranx),
   with a per-query table, the share of queries with no result (what a threshold costs) and the
   unjudged documents in each top k (a metric over unjudged results misleads);
 * a configuration is a named :class:`~search_core.search.SearchParams`, saved as JSON
@@ -8,7 +8,7 @@
 * a snapshot keeps a run in TREC run format with its time, configuration and metrics
   (:func:`take_snapshot`, :func:`load_snapshot`);
 * :func:`compare` puts two or more runs side by side: metric table, per-query deltas, wins /
-  ties / losses and a paired significance test (ranx ``compare``); :func:`side_by_side` shows
+  ties / losses and a paired significance test (ranx ``compare``'s); :func:`side_by_side` shows
   one query's ranked lists with each document's rank in every list and its grade.
 
 Everything is stored in the collection's ``lab/`` folder (kept when the collection is
@@ -22,7 +22,6 @@ re-indexed), each file written atomically with its sha256 inside and checked on 
 from __future__ import annotations
 
 import math
-import os
 import secrets
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -31,9 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .collection import Collection, validate_name
 from .errors import CollectionError, IntegrityError
-from .evaluation import Qrels, QuerySet, RunDict, evaluate_run, run_queries
+from .evaluation import Qrels, QuerySet, RunDict, ranking_metrics, run_queries
 from .judgments import from_trec_id, lab_folder, to_trec_id
 from .search import SearchParams
 from .storage import atomic_write, json_bytes, json_load, read_verified, sha256_bytes
@@ -68,8 +69,9 @@ STAT_TESTS: dict[str, str] = {
     "fisher": "Fisher's randomization test",
     "tukey": "Tukey's HSD test",
 }
-"""Paired significance tests ranx offers, by name."""
-_RANX_TEST_NAMES = {"student": "student", "fisher": "fisher", "tukey": "Tukey"}
+"""The significance tests ranx offers, by name (computed here as ranx computes them)."""
+RANDOMIZATIONS = 1000
+"""Random sign flips of Fisher's randomization test (ranx's default, with seed 42)."""
 
 
 def lab_metrics(k: int = 10) -> tuple[str, ...]:
@@ -140,9 +142,14 @@ def evaluate(
     *,
     queries: Mapping[str, str] | None = None,
 ) -> RunReport:
-    """Score a run with ranx at cutoff k, with the per-query table and the unjudged count.
+    """Score a run at cutoff k, with the per-query table and the unjudged count.
 
-    A document is judged for a query when the judgments hold any grade for it, 0 included.
+    The metrics are ranx's (see :func:`~search_core.evaluation.ranking_metrics`, checked
+    against ranx in the tests), computed directly: ranx compiles its numba kernels in every new
+    process, which made the first comparison in the app wait half a minute or more.
+
+    A query is scored when it has a relevant judgment (grade 1 or more); a document is judged
+    for a query when the judgments hold any grade for it, 0 included.
 
     Args:
         qrels: the judgments.
@@ -151,17 +158,15 @@ def evaluate(
         queries: query texts, for the per-query table.
     """
     metrics = lab_metrics(k)
-    report = evaluate_run(qrels, run, metrics)
     rows = []
+    scores: list[dict[str, float]] = []
     unjudged = shown = 0
     for qid, docs in run.items():
-        top = _ranking(docs)[:k]
+        ranking = _ranking(docs)
+        top = ranking[:k]
         judged_docs = qrels.get(qid, {})
         missing = sum(doc not in judged_docs for doc in top)
-        scored = qid in report.per_query
-        if scored:
-            unjudged += missing
-            shown += len(top)
+        scored = any(grade >= 1 for grade in judged_docs.values())
         row: dict[str, Any] = {
             "query_id": qid,
             "query": (queries or {}).get(qid, ""),
@@ -169,16 +174,24 @@ def evaluate(
             "results": len(docs),
             f"unjudged@{k}": missing,
         }
-        row.update({m: report.per_query[qid][m] if scored else None for m in metrics})
+        if scored:
+            unjudged += missing
+            shown += len(top)
+            values = ranking_metrics(ranking, judged_docs, k)
+            scores.append(values)
+            row.update(values)
+        else:
+            row.update(dict.fromkeys(metrics, None))
         rows.append(row)
+    empty = tuple(qid for qid, docs in run.items() if not docs)
     return RunReport(
         k=k,
-        metrics=report.metrics,
+        metrics={m: float(np.mean([s[m] for s in scores])) if scores else 0.0 for m in metrics},
         per_query=tuple(rows),
-        judged=report.queries,
+        judged=len(scores),
         queries=len(run),
-        empty=report.empty,
-        zero_result_share=len(report.empty) / len(run) if run else 0.0,
+        empty=empty,
+        zero_result_share=len(empty) / len(run) if run else 0.0,
         unjudged=unjudged,
         unjudged_share=unjudged / shown if shown else 0.0,
     )
@@ -528,6 +541,70 @@ class Comparison:
         }
 
 
+def _student(baseline: np.ndarray, others: Sequence[np.ndarray]) -> list[float]:
+    """Two-sided paired Student's t-test of each run against the baseline (ranx's default).
+
+    With d the per-query differences over n queries::
+
+        t = mean(d) / (sd(d) / sqrt(n)),   p = 2 * P(T(n - 1) > |t|)
+
+    the same p-value as ``scipy.stats.ttest_rel``, which ranx calls. Identical scores give no
+    t (0 / 0): p is reported as 1.
+    """
+    from scipy.special import stdtr
+
+    p_values = []
+    for other in others:
+        diff = other - baseline
+        n = len(diff)
+        spread = float(np.std(diff, ddof=1)) if n > 1 else 0.0
+        mean = float(np.mean(diff))
+        if n < 2 or spread == 0.0:
+            p_values.append(1.0 if mean == 0.0 or n < 2 else 0.0)
+            continue
+        t = mean / (spread / math.sqrt(n))
+        p_values.append(float(2 * stdtr(n - 1, -abs(t))))
+    return p_values
+
+
+def _fisher(baseline: np.ndarray, others: Sequence[np.ndarray]) -> list[float]:
+    """Fisher's paired randomization test (Smucker et al., CIKM 2007), as ranx runs it.
+
+    Under the null hypothesis the two scores of a query are exchangeable: each of
+    ``RANDOMIZATIONS`` permutations swaps every query's pair with probability 1/2 (flips the
+    sign of its difference), and p is the share of permutations whose mean difference is at
+    least as large (in absolute value) as the observed one. Seeded, so a comparison repeats.
+    """
+    p_values = []
+    for other in others:
+        diff = other - baseline
+        rng = np.random.default_rng(42)
+        signs = rng.choice((-1.0, 1.0), size=(RANDOMIZATIONS, len(diff)))
+        observed = abs(float(np.mean(diff)))
+        permuted = np.abs((signs * diff).mean(axis=1))
+        p_values.append(float(np.mean(permuted >= observed - 1e-12)))
+    return p_values
+
+
+def _tukey(baseline: np.ndarray, others: Sequence[np.ndarray]) -> list[float]:
+    """Tukey's HSD test over all runs at once (``scipy.stats.tukey_hsd``, as ranx runs it);
+    the p-value of each run against the baseline."""
+    from scipy.stats import tukey_hsd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # identical runs: 0 / 0 inside, reported as 1 below
+        p = tukey_hsd(baseline, *others).pvalue
+    return [float(p[0, i]) for i in range(1, len(others) + 1)]
+
+
+_P_VALUES: dict[str, Callable[[np.ndarray, Sequence[np.ndarray]], list[float]]] = {
+    "student": _student,
+    "fisher": _fisher,
+    "tukey": _tukey,
+}
+"""Each test of ``STAT_TESTS``: (baseline scores, other runs' scores) -> a p-value per run."""
+
+
 def compare(
     qrels: Qrels,
     runs: Mapping[str, RunDict],
@@ -541,8 +618,8 @@ def compare(
     """Compare runs on the same judged queries; the first run is the baseline.
 
     Only queries present in every run are compared. The significance test pairs the runs'
-    per-query scores (ranx ``compare``); a p-value that cannot be computed (identical scores on
-    every query) is reported as 1.
+    per-query scores on the judged queries (ranx ``compare``'s tests, see ``_P_VALUES``); a
+    p-value that cannot be computed (identical scores on every query) is reported as 1.
 
     Args:
         qrels: the judgments.
@@ -557,11 +634,6 @@ def compare(
         ValueError: fewer than two runs, an unknown test or metric (the message lists the
             valid ones), or no judged query common to all runs.
     """
-    os.environ.setdefault("NUMBA_DISABLE_PERFORMANCE_WARNINGS", "1")
-    from ranx import Qrels as RanxQrels
-    from ranx import Run as RanxRun
-    from ranx import compare as ranx_compare
-
     if len(runs) < 2:
         raise ValueError(f"a comparison needs at least two runs, got {len(runs)}")
     if stat_test not in STAT_TESTS:
@@ -577,41 +649,32 @@ def compare(
         raise ValueError("the runs have no judged query in common")
     aligned = {name: {q: run[q] for q in runs[name] if q in common} for name, run in runs.items()}
     reports = {name: evaluate(qrels, run, k, queries=queries) for name, run in aligned.items()}
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = ranx_compare(
-            RanxQrels.from_dict(judged),
-            [RanxRun.from_dict({q: aligned[n][q] for q in judged}, name=n) for n in names],
-            list(metrics),
-            stat_test=_RANX_TEST_NAMES[stat_test],
-            max_p=max_p,
-            make_comparable=True,
-        )
-    baseline = names[0]
-    p_values: dict[str, dict[str, float]] = {}
-    significant: dict[str, dict[str, bool]] = {}
-    for name in names[1:]:
-        pair = report.comparisons[frozenset((baseline, name))]
-        p_values[name] = {}
-        for m in metrics:
-            p = float(pair[m]["p_value"])
-            p_values[name][m] = 1.0 if math.isnan(p) else p
-        significant[name] = {m: p_values[name][m] < max_p for m in metrics}
-
-    scores = {
-        name: {row["query_id"]: row[metric] for row in reports[name].per_query if row["judged"]}
+    # every metric of every run on every judged query, in one order
+    per_metric = {
+        name: {row["query_id"]: row for row in reports[name].per_query if row["judged"]}
         for name in names
+    }
+    order = list(judged)
+    baseline = names[0]
+    p_values: dict[str, dict[str, float]] = {name: {} for name in names[1:]}
+    for m in metrics:
+        scores = [np.array([per_metric[name][q][m] for q in order]) for name in names]
+        for name, p in zip(names[1:], _P_VALUES[stat_test](scores[0], scores[1:]), strict=True):
+            p_values[name][m] = 1.0 if math.isnan(p) else p
+    significant = {name: {m: p_values[name][m] < max_p for m in metrics} for name in names[1:]}
+
+    scores_by_query = {
+        name: {qid: row[metric] for qid, row in per_metric[name].items()} for name in names
     }
     per_query = []
     wtl = {name: {"wins": 0, "ties": 0, "losses": 0} for name in names[1:]}
     for qid in (q for q in runs[baseline] if q in judged):
         row: dict[str, Any] = {"query_id": qid, "query": (queries or {}).get(qid, "")}
-        base_score = scores[baseline][qid]
+        base_score = scores_by_query[baseline][qid]
         for name in names:
-            row[name] = scores[name][qid]
+            row[name] = scores_by_query[name][qid]
         for name in names[1:]:
-            delta = scores[name][qid] - base_score
+            delta = scores_by_query[name][qid] - base_score
             row[f"delta:{name}"] = delta
             outcome = "wins" if delta > 1e-12 else "losses" if delta < -1e-12 else "ties"
             wtl[name][outcome] += 1

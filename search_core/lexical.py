@@ -18,20 +18,26 @@ References:
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, islice
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import bm25s
 import numpy as np
-import rank_bm25
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+
+if TYPE_CHECKING:
+    import rank_bm25
+
+# bm25s and rank_bm25 are imported where an index is built: the bm25s package loads numba
+# and scipy (about a second), and searching a saved index needs neither.
 
 __all__ = [
     "ENGINES",
@@ -49,7 +55,24 @@ __all__ = [
 # Tokenizer
 # ---------------------------------------------------------------------------------------------
 
-STOPWORDS: frozenset[str] = frozenset(STOPWORDS_EN)
+
+def _bm25s_stopwords() -> tuple[str, ...]:
+    """bm25s's ``STOPWORDS_EN``, read from its module without running the bm25s package."""
+    module = sys.modules.get("bm25s.stopwords")
+    if module is None:
+        package = importlib.util.find_spec("bm25s")  # finds it; imports nothing
+        if package is None or not package.submodule_search_locations:
+            raise ImportError("bm25s is not installed")
+        path = Path(next(iter(package.submodule_search_locations))) / "stopwords.py"
+        spec = importlib.util.spec_from_file_location("bm25s.stopwords", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot read {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return tuple(module.STOPWORDS_EN)
+
+
+STOPWORDS: frozenset[str] = frozenset(_bm25s_stopwords())
 """English stopwords dropped by :func:`tokenize` (bm25s's list)."""
 
 JOINERS = "-_./:#"
@@ -324,6 +347,8 @@ class Bm25sIndex(LexicalIndex):
                 k1=k1,
                 b=b,
             )
+        import bm25s
+
         model = bm25s.BM25(k1=k1, b=b, method="lucene")
         model.index(corpus, create_empty_token=False, show_progress=False)
         vocabulary = [""] * len(model.vocab_dict)
@@ -559,6 +584,8 @@ class OkapiReferenceIndex(LexicalIndex):
         Returns:
             The index.
         """
+        import rank_bm25
+
         corpus = [text.lower().split() for text in texts]
         # rank-bm25 divides by the corpus size and the vocabulary size.
         model = rank_bm25.BM25Okapi(corpus, k1=k1, b=b) if any(corpus) else None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 HOME_ENV = "SEARCH_EXPLORER_HOME"
 CACHE_ENV = "SEARCH_EXPLORER_CACHE"
+MODEL_CACHE_ENV = "SEARCH_EXPLORER_MODEL_CACHE"
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_CHUNK_OVERLAP = 32
@@ -22,6 +23,14 @@ DEFAULT_THRESHOLD = 0.25
 Calibrated for the bundled all-MiniLM-L6-v2 on the sample collection: out-of-domain queries
 top out at 0.16-0.23 there, in-domain queries' best matches start around 0.32; on cranfield
 and msmarco-5k it costs no nDCG@10. Other models need their own value.
+"""
+
+DEFAULT_BACKEND = "onnx-fp32"
+"""Embedding backend of new collections (a collection keeps the one it was built with).
+
+ONNX Runtime on the model exported from the installed weights: its vectors equal PyTorch's
+to a cosine of 1.000000, it embeds 2.8 times faster, and a query stays fast while other
+processes keep the cores busy (BENCHMARKS.md).
 """
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
@@ -47,3 +56,14 @@ def cache_folder(home: str | Path | None = None) -> Path:
     """Folder of the embedding cache: ``$SEARCH_EXPLORER_CACHE``, else ``.cache`` in the home."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else collections_home(home) / ".cache"
+
+
+def model_cache_folder(home: str | Path | None = None) -> Path:
+    """Folder of the files made from a model (its ONNX exports, the digests of its files).
+
+    ``$SEARCH_EXPLORER_MODEL_CACHE``, else the embedding cache's folder. The files depend on
+    the model and the installed libraries only, never on a collection, so several homes (or
+    test sessions) may share one folder and export a model once.
+    """
+    env = os.environ.get(MODEL_CACHE_ENV)
+    return Path(env) if env else cache_folder(home)

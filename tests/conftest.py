@@ -12,6 +12,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One embedding cache for the whole session: tests that build the same texts embed them once.
 os.environ.setdefault("SEARCH_EXPLORER_CACHE", tempfile.mkdtemp(prefix="search-explorer-cache-"))
+# ONNX exports (the default backend's model) are shared by every test session on the machine:
+# exporting takes up to a minute, and the files are checked against their recorded sha256
+# and library versions before use, so a stale or damaged one is made again.
+os.environ.setdefault(
+    "SEARCH_EXPLORER_MODEL_CACHE", str(Path(tempfile.gettempdir()) / "search-explorer-test-models")
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -403,17 +403,6 @@ def test_markdown_keeps_lines_and_drops_indentation() -> None:
     assert display.md("one\n    two") == "one  \ntwo"
 
 
-def test_highlight_marks_query_words_and_whole_identifiers_only() -> None:
-    text = "Order ORD-58213 was refunded; ORD-58231 was not. <b>refunds</b>"
-    marked = display.highlight(text, "refund ORD-58213")
-    assert ":orange-background[**ORD\\-58213**]" in marked
-    assert ":orange-background[**refunded**]" in marked
-    assert ":orange-background[**refunds**]" in marked
-    assert "ORD\\-58231" in marked and "[**ORD\\-58231**]" not in marked
-    assert "\\<b\\>" in marked
-    assert display.highlight("ORD-58213 shipped", "58213").startswith(":orange-background[")
-
-
 def test_plot_text_is_html_escaped() -> None:
     assert display.plot_text(IMAGE) == "&lt;img src=x onerror=alert(1)&gt;"
 

@@ -1,29 +1,33 @@
 """Embedding backends: ONNX Runtime fp32 and int8 against the PyTorch reference.
 
-The ONNX export runs once per session, into the session's embedding cache folder
-(``SEARCH_EXPLORER_CACHE``, set by conftest).
+The ONNX export runs once per machine, into the model cache folder that every test session
+shares (``SEARCH_EXPLORER_MODEL_CACHE``, set by conftest).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from search_core import embedding
 from search_core.cli import main
 from search_core.collection import BuildOptions, build_collection, open_collection
 from search_core.embedding import (
     EMBEDDING_BACKENDS,
     Embedder,
     OnnxEncoder,
+    TorchEncoder,
     model_fingerprint,
     onnx_model_file,
     shared_embedder,
 )
 from search_core.errors import FingerprintMismatchError, ModelError
 from search_core.search import search
-from search_core.settings import cache_folder
+from search_core.settings import DEFAULT_BACKEND, MODEL_CACHE_ENV, model_cache_folder
 from tests.conftest import shared_dataset
 
 MIN_MEAN_COSINE = {"onnx-fp32": 0.9999, "onnx-int8": 0.99}
@@ -91,22 +95,87 @@ def test_export_is_cached_by_the_torch_fingerprint(embedder) -> None:
     onnx = shared_embedder(backend="onnx-int8")
     assert isinstance(onnx.load(), OnnxEncoder)
     assert onnx.tokenizer is onnx.model.tokenizer
-    folder = cache_folder() / "onnx" / model_fingerprint(embedder.path, "torch")
+    folder = model_cache_folder() / "onnx" / model_fingerprint(embedder.path, "torch")
     fp32, int8 = onnx_model_file(embedder.path, "fp32"), onnx_model_file(embedder.path, "int8")
     assert fp32.parent == folder == int8.parent
     # int8 weights are a quarter of fp32's (plus scales and the non-quantized parts)
     assert int8.stat().st_size < fp32.stat().st_size / 3
 
 
-def test_damaged_export_is_made_again(embedder) -> None:
+def test_damaged_export_is_made_again(embedder, tmp_path, monkeypatch) -> None:
+    shared = onnx_model_file(embedder.path, "fp32").parent
+    # A private copy: other test sessions read the shared export meanwhile.
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path))
+    shutil.copytree(shared, tmp_path / "onnx" / shared.name)
     fp32 = onnx_model_file(embedder.path, "fp32")
     data = fp32.read_bytes()
-    try:
-        fp32.write_bytes(data[:1000])
-        assert onnx_model_file(embedder.path, "fp32").read_bytes() == data
-    finally:
-        if fp32.read_bytes() != data:
-            fp32.write_bytes(data)
+    fp32.write_bytes(data[:1000])
+    assert onnx_model_file(embedder.path, "fp32").read_bytes() == data
+
+
+def test_a_cached_export_is_loaded_without_hashing_or_exporting_it_again(
+    embedder, monkeypatch
+) -> None:
+    onnx_model_file(embedder.path, "fp32")  # made by now (or by an earlier session)
+    monkeypatch.setattr(embedding, "_RACY_NS", -(10**12))  # even if it was made just now
+    onnx_model_file(embedder.path, "fp32")  # its digest is remembered from here on
+    hashed: list[str] = []
+    original = embedding._hash_file
+
+    def counting(path: Path) -> str:
+        hashed.append(path.name)
+        return original(path)
+
+    def no_export(folder):
+        raise AssertionError("the cached export was made again")
+
+    monkeypatch.setattr(embedding, "_hash_file", counting)
+    monkeypatch.setattr(embedding, "_export_onnx", no_export)
+    assert isinstance(Embedder(backend="onnx-fp32").load(), OnnxEncoder)
+    assert hashed == []  # neither the 90 MB export nor the 90 MB weights
+
+
+def test_the_model_cache_is_its_own_setting(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv(MODEL_CACHE_ENV)
+    monkeypatch.setenv("SEARCH_EXPLORER_CACHE", str(tmp_path / "cache"))
+    assert model_cache_folder() == tmp_path / "cache"
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path / "models"))
+    assert model_cache_folder() == tmp_path / "models"
+
+
+def test_a_torch_query_runs_on_one_thread_and_a_batch_on_all(embedder, monkeypatch) -> None:
+    # On busy cores, PyTorch's threads wait for each other at every operation: a short query
+    # on two threads took 30 times longer than on one (BENCHMARKS.md).
+    import torch
+
+    encoder = embedder.model
+    assert isinstance(encoder, TorchEncoder)
+    threads: list[int] = []
+    original = encoder.model.encode
+
+    def recording(*args, **kwargs):
+        threads.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(encoder.model, "encode", recording)
+    monkeypatch.setattr(encoder, "threads", 3)
+    embedder.embed_query("grinding brakes")
+    embedder.embed(["grinding brakes", "a refund", "a password reset"])
+    embedder.embed_query("grinding brakes")
+    assert threads == [1, 3, 1]
+
+
+def test_new_collections_use_the_default_backend_and_old_ones_keep_theirs(
+    home, tmp_path, embedder
+) -> None:
+    assert BuildOptions().backend == DEFAULT_BACKEND == "onnx-fp32"
+    source = tmp_path / "docs.csv"
+    source.write_text(CSV, encoding="utf-8")
+    build_collection("new", source)
+    build_collection("old", source, BuildOptions(backend="torch"))
+    assert open_collection("new").embedder.backend == "onnx-fp32"
+    assert open_collection("old").embedder.backend == "torch"
+    assert open_collection("old").embedder is embedder  # the one shared torch model
 
 
 def test_unsupported_pooling_is_refused(tmp_path, embedder) -> None:

@@ -50,6 +50,17 @@ NOTES_CSV = (
     'n3,Duplicate payments,"A customer charged twice gets the second payment back.",policy\n'
     'n4,Brake pads,"The brake pads squeal when they are worn down.",garage\n'
 )
+RECORD_SIDEBAR_NAV = """
+window.__sidebarNavSeen = [];
+new MutationObserver(() => {
+  for (const link of document.querySelectorAll('[data-testid=stSidebarNav] a')) {
+    const text = link.innerText.trim();
+    if (text && !window.__sidebarNavSeen.includes(text)) window.__sidebarNavSeen.push(text);
+  }
+}).observe(document, {subtree: true, childList: true});
+"""
+"""Records, from the first moment, every link a sidebar navigation shows (helper modules of
+``pages/`` once flashed there as pages for a second before the app's own navigation came)."""
 SLOW = 300_000  # ms: the first page to load the model or fit a map takes a while
 
 
@@ -91,8 +102,9 @@ class Visitor:
         self.page = self.context.new_page()
         self.dialogs: list[str] = []
         self.page.on("dialog", self._dialog)
+        self.page.add_init_script(RECORD_SIDEBAR_NAV)
         self.page.goto(url)
-        self.page.wait_for_selector("[data-testid='stSidebarNav']", timeout=SLOW)
+        self.page.wait_for_selector("[data-testid='stTopNav']", timeout=SLOW)
         self.idle()
 
     def _dialog(self, dialog: object) -> None:
@@ -111,8 +123,12 @@ class Visitor:
         self.page.get_by_text(expected, exact=False).first.wait_for(timeout=SLOW)
 
     def go(self, title: str) -> None:
-        self.page.locator("[data-testid='stSidebarNav'] a", has_text=title).click()
+        self.page.locator("[data-testid='stTopNavLink']", has_text=title).first.click()
         self.idle()
+
+    def sidebar_navigation_seen(self) -> list[str]:
+        """Every link Streamlit's sidebar navigation showed since the page was opened."""
+        return list(self.page.evaluate("window.__sidebarNavSeen"))
 
     def open_collection(self, name: str) -> None:
         self.page.get_by_role("combobox", name="Open collection").click()
@@ -278,3 +294,13 @@ def test_two_sessions_keep_their_own_collection_and_query(server: str, browser: 
     second.no_markup_ran()
     first.close()
     second.close()
+
+
+def test_first_visit_shows_only_the_app_navigation(server: str, browser: object) -> None:
+    visitor = Visitor(browser, server)
+    visitor.text("Search Explorer indexes a collection")
+    assert visitor.sidebar_navigation_seen() == []
+    links = visitor.page.locator("[data-testid='stTopNavLink']").all_inner_texts()
+    titles = [link.split("\n")[-1].strip() for link in links]
+    assert titles == ["Start", "Corpus", "Search", "Embedding map", "Relevance lab", "Health"]
+    visitor.close()

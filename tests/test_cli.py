@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from search_core.cli import main
+from search_core.cli import _progress, main
+from search_core.collection import BUILD_STAGES
+from search_core.settings import DEFAULT_BACKEND
 from tests.test_embedding import model_copy
 
 CSV = """id,title,text,domain,amount
@@ -94,7 +97,10 @@ def test_errors_are_one_clear_line(
     code, _, err = run(capsys, *[a.replace("{corpus}", str(corpus)) for a in argv])
     assert code == 2
     assert message in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # progress lines may come first (stderr is not a terminal here); the error is one line
+    progress = tuple(BUILD_STAGES.values())
+    lines = [line for line in err.strip().splitlines() if not line.startswith(progress)]
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("error: ")
 
 
 def test_eval_json(capsys, home: Path, corpus: Path, tmp_path: Path) -> None:
@@ -136,7 +142,18 @@ def test_drift_check_passes_then_fails_when_the_model_changes(
     capsys, home: Path, corpus: Path, tmp_path: Path
 ) -> None:
     model = model_copy(tmp_path)
-    run(capsys, "index", str(corpus), "--name", "orders", "--model", str(model))
+    # torch: the ONNX backends refuse the CLS pooling this test changes the model to.
+    run(
+        capsys,
+        "index",
+        str(corpus),
+        "--name",
+        "orders",
+        "--model",
+        str(model),
+        "--backend",
+        "torch",
+    )
     code, out, _ = run(capsys, "drift-check", "orders")
     assert code == 0 and out.startswith("no drift")
     pooling = model / "1_Pooling" / "config.json"
@@ -166,3 +183,39 @@ def test_installed_command_runs(home: Path) -> None:
         check=False,
     )
     assert broken.returncode == 2 and "Traceback" not in broken.stderr
+
+
+def test_index_without_a_terminal_prints_a_line_per_tenth_of_each_stage(
+    capsys, home: Path, corpus: Path
+) -> None:
+    code, _, err = run(capsys, "index", str(corpus), "--name", "orders")
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith(tuple(BUILD_STAGES.values()))]
+    stages = {label: stage for stage, label in BUILD_STAGES.items()}
+    seen = [(stages[line.split(": ")[0]], int(line.split(": ")[1].split("%")[0])) for line in lines]
+    # every stage, in order, named as it starts, then at most one line per 10% up to 100%
+    assert list(dict.fromkeys(stage for stage, _ in seen)) == list(BUILD_STAGES)
+    for stage in BUILD_STAGES:
+        percents = [percent for name, percent in seen if name == stage]
+        assert percents[0] == 0 and percents[-1] == 100
+        assert percents == sorted(set(percents)) and len(percents) <= 11
+    assert "Embedding the chunks: 100% (3 of 3)" in err
+
+
+def test_index_on_a_terminal_shows_a_bar() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = _progress(screen)
+    for done in (0, 5, 10):
+        progress("embed", done, 10)
+    assert "Embedding the chunks" in screen.getvalue() and "5/10" in screen.getvalue()
+    assert "\r" in screen.getvalue()  # one bar redrawn, not a line per step
+
+
+def test_index_builds_with_the_default_backend(capsys, home: Path, corpus: Path) -> None:
+    run(capsys, "index", str(corpus), "--name", "orders")
+    code, out, _ = run(capsys, "info", "orders", "--json")
+    assert code == 0 and json.loads(out)["model"]["backend"] == DEFAULT_BACKEND == "onnx-fp32"

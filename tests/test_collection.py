@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from search_core.collection import (
+    BUILD_STAGES,
     CURRENT_FILE,
     build_collection,
     delete_collection,
@@ -22,6 +23,7 @@ from search_core.errors import CollectionError, FingerprintMismatchError, InputE
 from search_core.ingest import IngestReport
 from search_core.search import search
 from search_core.types import Document
+from tests.fake_embedder import FakeEmbedder
 from tests.test_embedding import model_copy
 
 DOCS = [
@@ -231,3 +233,25 @@ def test_default_home_is_the_environment_variable(built, home: Path) -> None:
     assert built.folder.parent.parent == home
     shutil.rmtree(home)
     assert list_collections() == []
+
+
+def test_build_names_each_stage_before_it_starts_and_loads_the_model_in_its_own(
+    home: Path,
+) -> None:
+    events: list[tuple[str, int, int]] = []
+
+    class Recording(FakeEmbedder):
+        def load(self) -> None:
+            events.append(("load model", 0, 0))
+
+    build_collection(
+        "docs", _report(DOCS), home=home, embedder=Recording(), progress=lambda *e: events.append(e)
+    )
+    stages = [stage for stage, _, _ in events if stage != "load model"]
+    assert list(dict.fromkeys(stages)) == list(BUILD_STAGES)
+    for stage in BUILD_STAGES:
+        reports = [(done, total) for name, done, total in events if name == stage]
+        assert reports[0][0] == 0 and reports[-1][0] == reports[-1][1]
+    # loading (or exporting) the model comes after "model" is named, before anything else
+    where = events.index(("load model", 0, 0))
+    assert events[where - 1] == ("model", 0, 1) and events[where + 1] == ("model", 1, 1)

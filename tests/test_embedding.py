@@ -1,21 +1,35 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from search_core import embedding
 from search_core.embedding import (
+    TOKENIZER_CHECK_FILE,
+    TOKENIZER_CHECK_TEXTS,
     Embedder,
     EmbeddingCache,
+    FastTokenizer,
+    OnnxEncoder,
     bundled_model_path,
+    file_sha256,
     model_fingerprint,
+    model_tokenizer,
     normalize_rows,
+    shared_embedder,
     text_sha256,
 )
 from search_core.errors import ModelError
+from search_core.settings import MODEL_CACHE_ENV
+from tests.conftest import SAMPLE_DATA
 
 
 def model_copy(tmp_path: Path, change: str | None = None, *, keep_safetensors: bool = True) -> Path:
@@ -182,3 +196,97 @@ def test_cache_of_an_earlier_version_is_dropped(tmp_path: Path) -> None:
     tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
     assert ("vectors",) not in tables
     cache.close()
+
+
+# --- the tokenizer without transformers ----------------------------------------------------
+
+SAMPLE_TEXTS = [
+    json.loads(line)["text"]
+    for line in (SAMPLE_DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:150]
+]
+
+
+@pytest.fixture(scope="module")
+def reference_tokenizer():
+    """transformers' tokenizer of the bundled model: what FastTokenizer must equal."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(bundled_model_path()), trust_remote_code=False)
+
+
+@pytest.mark.parametrize("max_length", [8, 128, 256, 512])
+def test_fast_tokenizer_ids_equal_transformers(reference_tokenizer, max_length: int) -> None:
+    fast = FastTokenizer.from_folder(bundled_model_path())
+    texts = [*TOKENIZER_CHECK_TEXTS, *SAMPLE_TEXTS]
+    options = {"truncation": True, "max_length": max_length}
+    assert fast(texts, **options)["input_ids"] == reference_tokenizer(texts, **options)["input_ids"]
+    assert (
+        fast(texts[3], **options)["input_ids"]
+        == reference_tokenizer(texts[3], **options)["input_ids"]
+    )
+
+
+def test_fast_tokenizer_offsets_equal_transformers(reference_tokenizer) -> None:
+    fast = FastTokenizer.from_folder(bundled_model_path())
+    options = {"add_special_tokens": False, "return_offsets_mapping": True, "verbose": False}
+    for text in [*TOKENIZER_CHECK_TEXTS, *SAMPLE_TEXTS]:
+        expected = [tuple(span) for span in reference_tokenizer(text, **options)["offset_mapping"]]
+        assert fast(text, **options)["offset_mapping"] == expected
+    assert fast.num_special_tokens_to_add() == reference_tokenizer.num_special_tokens_to_add()
+    assert fast.pad_token_id == reference_tokenizer.pad_token_id
+    assert fast.model_max_length == reference_tokenizer.model_max_length
+
+
+def test_model_tokenizer_checks_once_then_skips_transformers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path))
+    folder = bundled_model_path()
+    assert isinstance(model_tokenizer(folder), FastTokenizer)  # checked against transformers
+    record = next(tmp_path.rglob(TOKENIZER_CHECK_FILE))
+    assert json.loads(record.read_text())["agrees"] is True
+
+    def no_transformers(folder: Path) -> None:
+        raise AssertionError("transformers' tokenizer was loaded again")
+
+    monkeypatch.setattr(embedding, "_transformers_tokenizer", no_transformers)
+    assert isinstance(model_tokenizer(folder), FastTokenizer)
+
+
+def test_a_tokenizer_that_disagrees_is_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path / "models"))
+    copy = model_copy(tmp_path)
+    # transformers applies tokenizer_config.json's do_lower_case over tokenizer.json's own
+    # normalizer; the tokenizers library alone does not.
+    config = json.loads((copy / "tokenizer_config.json").read_text())
+    (copy / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}))
+    tokenizer = model_tokenizer(copy)
+    assert not isinstance(tokenizer, FastTokenizer)
+    assert tokenizer("Hello")["input_ids"] != FastTokenizer.from_folder(copy)("Hello")["input_ids"]
+    assert json.loads(next(tmp_path.rglob(TOKENIZER_CHECK_FILE)).read_text())["agrees"] is False
+
+
+def test_onnx_vectors_are_those_of_the_transformers_tokenizer(reference_tokenizer) -> None:
+    encoder = shared_embedder(backend="onnx-fp32").model
+    assert isinstance(encoder.tokenizer, FastTokenizer)
+    before = OnnxEncoder(encoder.session, reference_tokenizer, encoder.max_seq_length, encoder.dim)
+    texts = [*TOKENIZER_CHECK_TEXTS, *SAMPLE_TEXTS[:20]]
+    assert np.array_equal(encoder.encode(texts), before.encode(texts))
+
+
+def test_a_remembered_digest_is_not_trusted_once_the_file_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path / "models"))
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"a" * 1000)
+    before = weights.stat()
+    monkeypatch.setattr(embedding, "_RACY_NS", -(10**12))  # remember even a file this new
+    assert file_sha256(weights) == hashlib.sha256(b"a" * 1000).hexdigest()
+    assert (tmp_path / "models" / embedding.FILE_DIGESTS).is_file()
+    time.sleep(0.05)  # past the file system's clock tick
+    weights.write_bytes(b"b" * 1000)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same mtime
+    assert file_sha256(weights) == hashlib.sha256(b"b" * 1000).hexdigest()

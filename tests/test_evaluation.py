@@ -15,6 +15,7 @@ from search_core.evaluation import (
     evaluate_run,
     load_qrels,
     load_queries,
+    run_configurations,
     run_queries,
 )
 from search_core.ingest import IngestReport
@@ -140,3 +141,52 @@ def test_end_to_end_metric_collapses_chunks_to_documents(tmp_path: Path, embedde
     rank_refund = list(run["q2"]).index("refund") + 1
     assert report.per_query["q1"]["ndcg@10"] == pytest.approx(1.0)
     assert report.per_query["q2"]["mrr@10"] == pytest.approx(1 / rank_refund)
+
+
+CONFIGS = {
+    "hybrid": SearchParams(mode="hybrid", threshold=0.1),
+    "vector": SearchParams(mode="vector", threshold=-1),
+    "bm25": SearchParams(mode="bm25"),
+}
+QUERIES = {"q1": "worn brake pads", "q2": "money back", "q3": "tyre pressure check"}
+
+
+@pytest.fixture(scope="module")
+def garage(tmp_path_factory: pytest.TempPathFactory, embedder):
+    docs = (
+        Document("pads", "Brake pads wear and squeal when they are thin."),
+        Document("refund", "Refunds are paid back within five days."),
+        Document("tyres", "Tyre pressure should be checked monthly."),
+    )
+    home = tmp_path_factory.mktemp("configurations")
+    return build_collection(
+        "garage", IngestReport(docs, 0, (), 1, ()), home=home, embedder=embedder
+    )
+
+
+def test_configurations_share_one_embedding_of_the_queries_and_run_as_alone(
+    garage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone = {name: run_queries(garage, QUERIES, params) for name, params in CONFIGS.items()}
+    embedder = type(garage.embedder)
+    batches: list[list[str]] = []
+    embed = embedder.embed_queries
+    monkeypatch.setattr(
+        embedder,
+        "embed_queries",
+        lambda self, texts: batches.append(list(texts)) or embed(self, texts),
+    )
+    steps: list[tuple[int, int]] = []
+    together = run_configurations(garage, QUERIES, CONFIGS, progress=lambda *s: steps.append(s))
+    assert batches == [list(QUERIES.values())]  # one batch, for the two modes that embed
+    assert together == alone and list(together) == list(CONFIGS)
+    total = len(QUERIES) * len(CONFIGS)
+    assert steps == [(done, total) for done in range(1, total + 1)]
+
+
+def test_bm25_configurations_embed_nothing(garage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        type(garage.embedder), "embed_queries", lambda *_: pytest.fail("embedded a query")
+    )
+    runs = run_configurations(garage, QUERIES, {"a": CONFIGS["bm25"], "b": CONFIGS["bm25"]})
+    assert runs["a"] == runs["b"] == run_queries(garage, QUERIES, CONFIGS["bm25"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from search_core.chunking import ChunkingConfig, chunk_document
 from search_core.errors import InputError
 from search_core.ingest import (
     READERS,
@@ -21,11 +23,15 @@ from search_core.ingest import (
     FieldMap,
     IngestReport,
     Limits,
+    infer_fields,
+    infer_source_fields,
     list_fields,
     preview_source,
     read_source,
 )
 from search_core.types import PageSpan
+from tests.fake_embedder import WhitespaceTokenizer
+from tests.reviews import ROWS, reviews_csv
 
 MB = 1024 * 1024
 
@@ -41,8 +47,10 @@ def write(path: Path, content: str | bytes) -> Path:
 def pdf_bytes(pages: list[str | None]) -> bytes:
     """A minimal valid PDF, one page per item: the text drawn in Helvetica, or blank for None.
 
-    Objects: 1 catalog, 2 page tree, 3 font, then a page and its content stream per page.
-    The xref table holds each object's byte offset, so it is computed as the file is built.
+    Each line of a page's text is drawn on a line of its own, an empty line as a space (as a
+    blank line between paragraphs comes out of a real PDF). Objects: 1 catalog, 2 page tree,
+    3 font, then a page and its content stream per page. The xref table holds each object's
+    byte offset, so it is computed as the file is built.
     """
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
     objects = [
@@ -51,7 +59,8 @@ def pdf_bytes(pages: list[str | None]) -> bytes:
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     for i, text in enumerate(pages):
-        content = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode() if text else b""
+        lines = " 0 -14 Td ".join(f"({line or ' '}) Tj" for line in (text or "").split("\n"))
+        content = f"BT /F1 12 Tf 72 720 Td {lines} ET".encode() if text else b""
         objects.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
@@ -477,6 +486,88 @@ def test_pdf_pages_and_spans(tmp_path: Path) -> None:
     assert document.metadata == {"file_type": "pdf", "page_count": 3}
 
 
+PAGE_ONE = (
+    "Search engines read the text that a PDF stores one printed line\n"
+    "at a time. The lines of one paragraph belong together, so the\n"
+    "reader joins them with spaces and mends a word split by hyphen-\n"
+    "ation at the end of a line.\n"
+    "\n"
+    "A second paragraph follows the blank line and stays apart from\n"
+    "the first one."
+)
+PAGE_TWO = (
+    "Short heading\n"
+    "The second page holds a paragraph of its own, printed on two lines\n"
+    "that the reader joins into one."
+)
+
+
+def test_pdf_lines_are_reflowed_into_paragraphs_and_pages_keep_their_spans(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path / "paper.pdf", pdf_bytes([PAGE_ONE, None, PAGE_TWO]))
+    [document] = read_source(path).documents
+    one = (
+        "Search engines read the text that a PDF stores one printed line at a time. The lines "
+        "of one paragraph belong together, so the reader joins them with spaces and mends a "
+        "word split by hyphenation at the end of a line.\n"
+        "\n"
+        "A second paragraph follows the blank line and stays apart from the first one."
+    )
+    two = (
+        "Short heading\n"
+        "The second page holds a paragraph of its own, printed on two lines that the reader "
+        "joins into one."
+    )
+    assert document.text == one + "\n\n" + two
+    assert [(p.page, document.text[p.char_start : p.char_end]) for p in document.pages] == [
+        (1, one),
+        (3, two),
+    ]
+    # chunks still know their pages
+    chunks = chunk_document(
+        document, WhitespaceTokenizer(), ChunkingConfig(size=12, overlap=0), max_seq_length=256
+    )
+    assert {c.pages for c in chunks if "hyphenation" in c.text} == {(1,)}
+    assert {c.pages for c in chunks if "joins into one" in c.text} == {(3,)}
+    assert any(c.pages == (1, 3) for c in chunks)
+
+
+@pytest.mark.parametrize(
+    ("page", "text"),
+    [
+        (
+            "the first lines of this paragraph run as wide as the page, and a\n"
+            "word split in two by the printer such as exam-\nple is mended.",
+            "the first lines of this paragraph run as wide as the page, and a word split in two "
+            "by the printer such as example is mended.",
+        ),
+        (
+            "A well-known rule: a compound written with its hyphen elsewhere, well-\nknown.",
+            "A well-known rule: a compound written with its hyphen elsewhere, well-known.",
+        ),
+        (
+            "Cases of COVID-\n19 and of Jean-\nPaul Sartre.",
+            "Cases of COVID-19 and of Jean-Paul Sartre.",
+        ),
+        ("a state-of-the-\nart design", "a state-of-the-art design"),
+        ("Invoice 2024-17\nAcme Tools Ltd\n12 Harbour Road\nOslo", None),
+        (
+            "The list below is introduced by a line as wide as any other on it:\n"
+            "- the first item of the list, which is long enough to be a full line\n"
+            "- the second item",
+            None,
+        ),
+    ],
+    ids=["split-word", "known-compound", "capital-or-digit", "compound", "short-lines", "list"],
+)
+def test_pdf_line_ends_are_joined_only_when_safe(
+    tmp_path: Path, page: str, text: str | None
+) -> None:
+    [document] = read_source(write(tmp_path / "p.pdf", pdf_bytes([page]))).documents
+    assert document.text == (text if text is not None else page)
+
+
 def test_pdf_without_text_layer_is_skipped_and_reported(tmp_path: Path) -> None:
     report = read_source(write(tmp_path / "scan.pdf", pdf_bytes([None, None])))
     assert report.documents == ()
@@ -678,6 +769,200 @@ def test_list_fields(tmp_path: Path) -> None:
     assert list_fields(tmp_path / "c.md") == []
 
 
+# --- choosing the columns ------------------------------------------------------------------
+
+
+def test_the_columns_of_an_own_csv_are_chosen_from_the_data(tmp_path: Path) -> None:
+    path = write(tmp_path / "reviews.csv", reviews_csv())
+    inferred = infer_source_fields(path)
+    assert inferred.fields == FieldMap(text="review_text", id="review_id")
+    assert inferred.metadata == ("category", "product", "rating")
+    assert inferred.columns == ("review_id", "category", "product", "rating", "review_text")
+    assert (inferred.rows, inferred.warnings) == (len(ROWS), ())
+    mean = sum(len(row["review_text"]) for row in ROWS) / len(ROWS)
+    assert f"text: review_text (longest texts, mean {mean:.0f} characters)" in inferred.summary()
+    # read with that map, the reviews are the texts and the numbers stay numbers
+    first = read_source(path, inferred.fields).documents[0]
+    assert (first.doc_id, first.text) == (ROWS[0]["review_id"], ROWS[0]["review_text"])
+    assert first.metadata == {k: ROWS[0][k] for k in ("category", "product", "rating")}
+
+
+def test_a_jsonl_source_goes_through_the_same_choice(tmp_path: Path) -> None:
+    objects = [
+        {
+            "sku": f"SKU-{i:04d}",
+            "headline": f"Lamp model {i}",
+            "body": f"A reading lamp, model {i}, with a warm light and a heavy base that "
+            "does not tip over.",
+            "tags": ["home", "light"],
+            "stock": i * 3,
+        }
+        for i in range(6)
+    ]
+    inferred = infer_source_fields(write(tmp_path / "items.jsonl", jsonl(*objects)))
+    assert inferred.fields == FieldMap(text="body", title="headline")
+    assert inferred.metadata == ("sku", "stock")  # the list is left out, as reading does
+    assert inferred.reasons["id"] == "rows numbered: no column named like an id"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (FieldMap(text="product"), FieldMap(text="product", id="review_id")),
+        (
+            FieldMap(id="review_id", title="product"),
+            FieldMap("review_text", "product", "review_id"),
+        ),
+        (
+            FieldMap(metadata=("rating",), delimiter=","),
+            FieldMap(text="review_text", id="review_id", metadata=("rating",), delimiter=","),
+        ),
+    ],
+    ids=["text", "id-and-title", "metadata-and-delimiter"],
+)
+def test_names_given_are_kept(tmp_path: Path, given: FieldMap, expected: FieldMap) -> None:
+    inferred = infer_source_fields(write(tmp_path / "reviews.csv", reviews_csv()), given)
+    assert inferred.fields == expected
+    named = {"text": given.text, "title": given.title, "id": given.id}
+    assert all(inferred.reasons[role] == "given" for role, name in named.items() if name)
+
+
+def rows_of(**columns: list[object]) -> list[dict[str, object]]:
+    """Rows from columns of equal length."""
+    return [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+
+
+SENTENCES = [
+    "The pump stopped after an hour of use.",
+    "A quiet pump that fills the pool overnight.",
+    "Hoses crack in the cold; store them inside.",
+]
+
+
+@pytest.mark.parametrize(
+    ("rows", "text", "id_"),
+    [
+        (rows_of(docId=["a", "b", "c"], note=SENTENCES), "note", "docId"),
+        (rows_of(**{"review-id": ["1", "2", "3"], "note": SENTENCES}), "note", "review-id"),
+        (rows_of(uuid=["9f1", "9f2", "9f3"], note=SENTENCES), "note", "uuid"),
+        # named like an id but repeated: the rows are numbered
+        (rows_of(user_id=["u1", "u1", "u2"], note=SENTENCES), "note", None),
+        # "id" is taken even when repeated (reading takes it when no id is named)
+        (rows_of(id=["1", "1", "2"], note=SENTENCES), "note", "id"),
+        # several unique id columns: the conventional name wins
+        (
+            rows_of(row_id=["r1", "r2", "r3"], doc_id=["d1", "d2", "d3"], note=SENTENCES),
+            "note",
+            "doc_id",
+        ),
+        # a long, unique, one-word value (a checksum) looks like an id, not like text
+        (rows_of(checksum=["f" * 64, "e" * 64, "d" * 64], note=SENTENCES), "note", None),
+        # numbers are not text, however long
+        (rows_of(amount=["1234567890123.5"] * 3, note=SENTENCES), "note", None),
+        # a BEIR corpus keeps its layout
+        (rows_of(_id=["a", "b", "c"], title=SENTENCES, text=["x", "y", "z"]), "text", "_id"),
+    ],
+    ids=[
+        "camel",
+        "dashed",
+        "uuid",
+        "repeated",
+        "repeated-id",
+        "preferred",
+        "checksum",
+        "number",
+        "beir",
+    ],
+)
+def test_text_and_id_columns(rows: list[dict[str, object]], text: str, id_: str | None) -> None:
+    inferred = infer_fields(rows)
+    assert (inferred.fields.text, inferred.fields.id) == (text, id_)
+
+
+@pytest.mark.parametrize(
+    ("columns", "title"),
+    [
+        ({"name": ["Pump", "Quiet pump", "Hose"]}, "name"),
+        ({"Subject": ["Pump", "Quiet pump", "Hose"]}, "Subject"),
+        ({"post_title": ["Pump", "Quiet pump", "Hose"]}, "post_title"),
+        ({"product": ["Pump", "Quiet pump", "Hose"]}, None),  # not named like a title
+        ({"name": [s + " " + s + " " + s + " " + s for s in SENTENCES]}, None),  # too long
+    ],
+    ids=["name", "subject", "suffix", "other-name", "too-long"],
+)
+def test_title_column(columns: dict[str, list[object]], title: str | None) -> None:
+    inferred = infer_fields(rows_of(note=SENTENCES, **columns))
+    assert inferred.fields.title == title
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "warning"),
+    [
+        ("code", ["R-1", "R-2", "R-3"], "'code' looks like an id: short, and different"),
+        ("label", ["red pump", "blue pump", "red pump"], "very short (median 2 words)"),
+        ("amount", ["10", "20", "30"], "'amount' holds numbers, not text"),
+        (
+            "note",
+            ["The pump stopped after an hour of use.", "", ""],
+            "2 of the 3 rows read have no text",
+        ),
+    ],
+    ids=["id-like", "short", "numbers", "empty"],
+)
+def test_warnings_about_the_text_column(column: str, values: list[object], warning: str) -> None:
+    rows = rows_of(**{column: values, "other": SENTENCES})
+    inferred = infer_fields(rows, FieldMap(text=column))
+    assert any(warning in w for w in inferred.warnings), inferred.warnings
+    if column != "note":
+        assert any("The longest texts are in 'other'" in w for w in inferred.warnings)
+
+
+def test_no_warning_for_a_good_text_column() -> None:
+    assert infer_fields(rows_of(code=["R-1", "R-2", "R-3"], note=SENTENCES)).warnings == ()
+
+
+def test_a_repeated_id_is_warned_about() -> None:
+    inferred = infer_fields(rows_of(id=["1", "1", "2"], note=SENTENCES))
+    assert "'id' is empty or repeats a value" in inferred.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("notes.txt", "Plain text"), ("paper.pdf", pdf_bytes(["Page text"]))],
+)
+def test_sources_without_columns_keep_their_fixed_layout(
+    tmp_path: Path, name: str, content: str | bytes
+) -> None:
+    given = FieldMap(text="ignored")
+    inferred = infer_source_fields(write(tmp_path / name, content), given)
+    assert (inferred.fields, inferred.columns, inferred.summary()) == (given, (), "")
+
+
+def test_a_folder_is_chosen_for_from_all_its_tables(tmp_path: Path) -> None:
+    write(
+        tmp_path / "a.tsv",
+        "doc_id\tbody\n" + "".join(f"a{i}\t{s}\n" for i, s in enumerate(SENTENCES)),
+    )
+    write(
+        tmp_path / "b.jsonl",
+        jsonl(*({"doc_id": f"b{i}", "body": s} for i, s in enumerate(SENTENCES))),
+    )
+    write(tmp_path / "c.md", "# Not tabular")
+    inferred = infer_source_fields(tmp_path)
+    assert (inferred.fields, inferred.rows) == (FieldMap(text="body", id="doc_id"), 6)
+    assert len(read_source(tmp_path, inferred.fields).documents) == 7
+
+
+def test_only_the_first_rows_are_read(tmp_path: Path) -> None:
+    rows = "".join(f"d{i},A sentence long enough to be the text: number {i}.\n" for i in range(50))
+    path = write(tmp_path / "data.csv", "doc_id,body\n" + rows + "broken,row,here\n")
+    assert infer_source_fields(path, rows=10).rows == 10
+    with pytest.raises(ValueError):
+        infer_source_fields(path, rows=0)
+
+
 # --- fuzzing -------------------------------------------------------------------------------
 
 
@@ -709,3 +994,7 @@ def test_readers_return_a_report_or_raise_input_error(
         return
     assert isinstance(report, IngestReport)
     assert all(document.text.strip() for document in report.documents)
+    # the columns chosen from the data are a map reading accepts or refuses with a message
+    inferred = infer_source_fields(path)
+    with contextlib.suppress(InputError):
+        read_source(path, inferred.fields)

@@ -18,6 +18,7 @@ from search_core.errors import CollectionError, InputError, IntegrityError
 from search_core.ingest import IngestReport
 from search_core.judgments import (
     IMPORTERS,
+    ImportReport,
     escape_cell,
     export_judgments,
     from_trec_id,
@@ -201,6 +202,94 @@ def test_import_csv_gives_queries_stable_ids(store, tmp_path: Path) -> None:
     import_judgments(store, "csv", path)  # idempotent: the same ids again
     (qid,) = store.queries
     assert qid.startswith("q-") and store.qrels() == {qid: {"brakes": 3, "refund": 0}}
+
+
+def _import_files(tmp_path: Path) -> dict[str, tuple[Path, dict]]:
+    """The same two queries and three judgments in each import format."""
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("1\tsquealing brakes\n2\tmoney back\n")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("1 0 brakes 2\n2 0 refund 3\n2 0 brakes 0\n")
+    judged = tmp_path / "judged.csv"
+    judged.write_text("query_id,query,doc_id,grade\n1,squealing brakes,brakes,2\n")
+    with judged.open("a") as out:
+        out.write("2,money back,refund,3\n2,money back,brakes,0\n")
+    return {
+        "beir": (_beir_folder(tmp_path), {}),
+        "trec": (qrels, {"queries": topics}),
+        "csv": (judged, {}),
+    }
+
+
+@pytest.mark.parametrize("fmt", list(IMPORTERS))
+def test_importing_the_same_files_again_writes_nothing(store, tmp_path: Path, fmt: str) -> None:
+    path, extra = _import_files(tmp_path)[fmt]
+    first = import_judgments(store, fmt, path, **extra)
+    assert (first.queries, first.judgments) == (2, 3)
+    assert first.message() == "Imported 2 queries and 3 judgments."
+    journal = store.path.read_bytes()
+
+    again = import_judgments(store, fmt, path, judge="someone else", **extra)
+    assert store.path.read_bytes() == journal  # not one line added
+    assert (again.queries, again.judgments) == (0, 0)
+    assert (again.unchanged_queries, again.unchanged_judgments) == (2, 3)
+    assert again.message() == "2 queries and 3 judgments already there: nothing added."
+
+
+def test_a_second_import_writes_only_what_changed(store, tmp_path: Path) -> None:
+    folder = _beir_folder(tmp_path)
+    import_judgments(store, "beir", folder)
+    lines = len(_lines(store.path))
+    qrels = folder / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text().replace("2\trefund\t3", "2\trefund\t1") + "1\tfuel\t1\n")
+
+    report = import_judgments(store, "beir", folder)
+    assert len(_lines(store.path)) == lines + 2  # the changed grade and the new judgment
+    assert (report.queries, report.judgments) == (0, 2)
+    assert (report.unchanged_queries, report.unchanged_judgments) == (2, 2)
+    assert report.message() == (
+        "Imported 0 queries and 2 judgments (new or changed); "
+        "2 queries and 2 judgments already there, unchanged."
+    )
+    assert store.qrels() == {"1": {"brakes": 2, "fuel": 1}, "2": {"refund": 1, "brakes": 0}}
+
+
+def test_within_one_import_the_later_record_wins(store, tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text("query_id,query,doc_id,grade\n1,brakes,brakes,1\n1,brakes,brakes,3\n")
+    report = import_judgments(store, "csv", path)
+    assert (report.queries, report.judgments) == (1, 1)
+    assert store.qrels() == {"1": {"brakes": 3}}
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ((1, 1, 0, 0), "Imported 1 query and 1 judgment."),
+        ((0, 0, 84, 603), "84 queries and 603 judgments already there: nothing added."),
+        ((0, 0, 0, 0), "The files hold no query and no judgment: nothing added."),
+    ],
+)
+def test_import_messages(counts: tuple[int, int, int, int], message: str) -> None:
+    queries, judgments, unchanged_queries, unchanged_judgments = counts
+    report = ImportReport(queries, judgments, "x", unchanged_queries, unchanged_judgments)
+    assert report.message() == message
+
+
+def test_judge_import_on_the_command_line_says_what_was_already_there(
+    lab_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search_core.cli import main
+
+    folder = _beir_folder(tmp_path)
+    command = ["--home", str(lab_home), "judge", "import", "shop", "beir", str(folder)]
+    assert main([*command, "--set", "cli-twice"]) == 0
+    assert "Imported 2 queries and 3 judgments." in capsys.readouterr().out
+    journal = open_judgments("shop", "cli-twice", lab_home).path
+    lines = _lines(journal)
+    assert main([*command, "--set", "cli-twice"]) == 0
+    assert "2 queries and 3 judgments already there: nothing added." in capsys.readouterr().out
+    assert _lines(journal) == lines
 
 
 @pytest.mark.parametrize(

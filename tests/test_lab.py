@@ -219,3 +219,107 @@ def test_trec_run_round_trip() -> None:
     text = format_trec_run(run, tag="t")
     assert text == "q%201 Q0 doc%20a 1 3.0 t\nq%201 Q0 b 2 2.0 t\n"
     assert parse_trec_run(text, ["q 1", "q2"]) == run
+
+
+# Eight judged queries whose nDCG differs between the runs in both directions.
+QRELS_8 = {f"q{i}": {"a": 1 + i % 3, "b": 1} for i in range(8)}
+RUNS_8 = {
+    "base": {f"q{i}": {"a": 3.0, "x": 2.0, "b": 1.0} for i in range(8)},
+    "mixed": {f"q{i}": ({"b": 2.0, "a": 1.0} if i % 3 else {"x": 2.0, "y": 1.0}) for i in range(8)},
+    "worse": {f"q{i}": {"x": 3.0, "y": 2.0, "b": 1.0} if i < 6 else {} for i in range(8)},
+}
+
+
+def _scores(result, metric: str) -> dict[str, list[float]]:
+    return {
+        name: [row[metric] for row in result.reports[name].per_query if row["judged"]]
+        for name in result.names
+    }
+
+
+@pytest.mark.parametrize("metric", list(lab_metrics(10)))
+def test_student_p_values_are_scipys_paired_t_test(metric: str) -> None:
+    from scipy.stats import ttest_rel
+
+    result = compare(QRELS_8, RUNS_8, stat_test="student")
+    scores = _scores(result, metric)
+    for name in ("mixed", "worse"):
+        expected = ttest_rel(scores["base"], scores[name]).pvalue
+        expected = 1.0 if math.isnan(expected) else expected
+        assert result.p_values[name][metric] == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("metric", list(lab_metrics(10)))
+def test_tukey_p_values_are_scipys_tukey_hsd(metric: str) -> None:
+    from scipy.stats import tukey_hsd
+
+    result = compare(QRELS_8, RUNS_8, stat_test="tukey")
+    scores = _scores(result, metric)
+    expected = tukey_hsd(scores["base"], scores["mixed"], scores["worse"]).pvalue
+    for column, name in ((1, "mixed"), (2, "worse")):
+        p = 1.0 if math.isnan(expected[0, column]) else expected[0, column]
+        assert result.p_values[name][metric] == pytest.approx(p, rel=1e-9, abs=1e-15)
+
+
+def test_fisher_p_values_approach_the_exact_randomization_test() -> None:
+    import itertools
+
+    import numpy as np
+
+    result = compare(QRELS_8, RUNS_8, stat_test="fisher")
+    scores = _scores(result, "ndcg@10")
+    for name in ("mixed", "worse"):
+        diff = np.array(scores[name]) - np.array(scores["base"])
+        # all 2**8 sign flips: the exact p-value the 1000 random ones estimate
+        flips = np.array(list(itertools.product((-1.0, 1.0), repeat=len(diff))))
+        exact = np.mean(np.abs((flips * diff).mean(axis=1)) >= abs(diff.mean()) - 1e-12)
+        assert result.p_values[name]["ndcg@10"] == pytest.approx(exact, abs=0.05)
+    assert compare(QRELS_8, RUNS_8, stat_test="fisher").p_values == result.p_values  # seeded
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    grades=st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 3), min_size=1),
+    rankings=st.lists(
+        st.lists(st.sampled_from("abcdefghij"), unique=True, max_size=12), min_size=1, max_size=4
+    ),
+    k=st.integers(1, 12),
+)
+def test_lab_metrics_equal_ranx(grades: dict, rankings: list, k: int) -> None:
+    from search_core.evaluation import evaluate_run
+
+    run = {
+        f"q{n}": {doc: float(len(r) - i) for i, doc in enumerate(r)} for n, r in enumerate(rankings)
+    }
+    qrels = {q: grades for q in run}
+    report = evaluate(qrels, run, k=k)
+    reference = evaluate_run(qrels, run, lab_metrics(k))
+    assert report.judged == reference.queries and report.empty == reference.empty
+    assert report.metrics == pytest.approx(reference.metrics)
+    for row in report.per_query:
+        if row["judged"]:
+            assert {m: row[m] for m in lab_metrics(k)} == pytest.approx(
+                reference.per_query[row["query_id"]]
+            )
+
+
+def test_a_comparison_needs_neither_ranx_nor_numba() -> None:
+    # ranx compiles numba kernels in every new process: the app's first comparison waited
+    # 30 to 100 s for them before showing anything.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from search_core.lab import compare, evaluate\n"
+        f"runs, qrels = {RUNS_8!r}, {QRELS_8!r}\n"
+        "for test in ('student', 'fisher'):\n"
+        "    compare(qrels, runs, stat_test=test)\n"
+        "evaluate(qrels, runs['base'])\n"
+        "print(sorted(m for m in ('ranx', 'numba') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root
+    ).stdout
+    assert out.strip() == "[]"

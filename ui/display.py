@@ -14,20 +14,21 @@ import html
 import math
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from search_core.lab import Comparison, SideBySide, Snapshot
 from search_core.lexical import JOINERS, tokenize_many
 from search_core.search import SearchParams
 from search_core.telemetry import QueryRecord
 from search_core.tuning import describe_params
-from search_core.types import Hit, Timings
+from search_core.types import Hit, SearchResponse, Timings
 
 # Every ASCII punctuation character can be backslash-escaped in CommonMark.
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
@@ -93,15 +94,13 @@ def highlight(text: str, query: str) -> str:
     current: list[str] = []
     position = 0
 
-    def add(segment: str, marked: bool) -> None:
+    def add(segment: str) -> None:
         parts = segment.split("\n")
         for i, part in enumerate(parts):
             if i:
                 lines.append("".join(current).strip())
                 current.clear()
-            if part:
-                escaped = _escape(part)
-                current.append(f":{HIGHLIGHT}[**{escaped}**]" if marked else escaped)
+            current.append(_escape(part))
 
     for match, terms in zip(matches, match_terms, strict=True):
         word = match.group()
@@ -110,12 +109,37 @@ def highlight(text: str, query: str) -> str:
         else:
             marked = bool(set(terms) & (plain | whole))
         if marked:
-            add(text[position : match.start()], False)
-            add(word, True)
-            position = match.end()
-    add(text[position:], False)
+            # The highlight is padded on both sides: punctuation between the word and a space
+            # goes inside it, or "refunded;" would read "refunded ;".
+            start, end = _with_punctuation(text, position, match.start(), match.end())
+            add(text[position:start])
+            before, after = _escape(text[start : match.start()]), _escape(text[match.end() : end])
+            current.append(f":{HIGHLIGHT}[{before}**{_escape(word)}**{after}]")
+            position = end
+    add(text[position:])
     lines.append("".join(current).strip())
     return "  \n".join(lines)
+
+
+def _is_mark(char: str) -> bool:
+    return not (char.isalnum() or char.isspace() or char == "_")
+
+
+def _with_punctuation(text: str, low: int, start: int, end: int) -> tuple[int, int]:
+    """A word's span widened over the punctuation that joins it to a space or a line end.
+
+    Punctuation that joins it to another word ("refund,return") is left out.
+    """
+    before, after = start, end
+    while before > low and _is_mark(text[before - 1]):
+        before -= 1
+    if before > 0 and not text[before - 1].isspace():
+        before = start
+    while after < len(text) and _is_mark(text[after]):
+        after += 1
+    if after < len(text) and not text[after].isspace():
+        after = end
+    return before, after
 
 
 def snippet(text: str, limit: int = 220) -> str:
@@ -140,10 +164,20 @@ SCORE_NAMES = {
 }
 
 
-def retriever_line(hit: Hit, mode: str) -> str:
-    """Why a hit is here: its rank and score from each retriever (plain words, no corpus text)."""
+def retriever_line(hit: Hit, mode: str, threshold: float) -> str:
+    """Why a hit is here: its rank and score from each retriever (plain words, no corpus text).
+
+    The minimum similarity ``threshold`` filters only the vector ranking: in hybrid mode a
+    hit less similar than it is left out of that ranking and is here for what BM25 found (its
+    words or its exact identifier), and the line says so.
+    """
     parts = [f"{SCORE_NAMES.get(mode, 'score')} {hit.score:.4f}"]
-    if hit.vector.rank is not None:
+    if mode == "hybrid" and hit.similarity is not None and hit.similarity < threshold:
+        parts.append(
+            f"cosine {hit.similarity:.3f}, under the minimum similarity {threshold:.2f}, so "
+            "left out of the vector ranking: hybrid keeps what BM25 finds"
+        )
+    elif hit.vector.rank is not None:
         parts.append(f"vector rank {hit.vector.rank} (cosine {hit.vector.score:.3f})")
     elif hit.similarity is not None:
         parts.append(f"not among the vector candidates (cosine {hit.similarity:.3f})")
@@ -157,6 +191,37 @@ def retriever_line(hit: Hit, mode: str) -> str:
     return "Why it is here: " + " · ".join(parts)
 
 
+def no_result(response: SearchResponse, threshold: float, *, filtered: bool) -> str:
+    """Why an answer is empty, and what to try (plain words, no corpus text).
+
+    Args:
+        response: an answer without hits.
+        threshold: the minimum similarity it was searched with.
+        filtered: whether metadata filters were applied.
+    """
+    if response.below_threshold:
+        closest = max(response.candidate_similarities, default=math.nan)
+        hybrid = (
+            " Hybrid answers nothing when no vector candidate reaches it, whatever BM25 finds."
+            if response.mode == "hybrid"
+            else ""
+        )
+        return (
+            f"No result: the minimum similarity {threshold:.2f} removed all "
+            f"{response.below_threshold} vector candidates (the most similar has cosine "
+            f"{closest:.3f}).{hybrid} Lower the minimum similarity, or try BM25 mode, which "
+            "matches the query's words and ignores it."
+        )
+    if filtered:
+        return "No result: nothing matches the query with these filters. Widen or remove them."
+    if response.mode == "bm25":
+        return (
+            "No result: no document contains the query's words. Try other words, or vector "
+            "or hybrid mode, which also find passages that mean the same."
+        )
+    return "No result: the collection has nothing to search."
+
+
 def hit_header(hit: Hit) -> str:
     """Markdown of a hit's rank, title and document id, escaped."""
     title = hit.title or hit.doc_id
@@ -168,80 +233,192 @@ def hit_header(hit: Hit) -> str:
 
 
 def _layout(fig: go.Figure, height: int = 320, **extra: Any) -> go.Figure:
+    # The legend goes under the plot: above it, the toolbars that appear on hover (Plotly's
+    # and Streamlit's, top right) would cover its end.
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "x": 0},
         **extra,
     )
     return fig
 
 
+CACHED_PATTERN = "/"
+"""Bar hatching of a time served from the session's cache (measured at an earlier run)."""
+
+
 def score_chart(
-    similarities: Sequence[float], threshold: float, shown: Sequence[float]
+    similarities: Sequence[float], threshold: float, results: Mapping[str, Sequence[float]]
 ) -> go.Figure:
-    """Histogram of the candidates' similarities with the threshold as a vertical line."""
+    """Histogram of the candidates' similarities, the threshold, and where the results fall.
+
+    Args:
+        similarities: the cosine similarity to the query of every candidate considered.
+        threshold: the minimum similarity, drawn as a vertical line.
+        results: the similarities of each list of results shown, by the list's name; each
+            list gets a row under the histogram. A result under the threshold (hybrid keeps
+            what BM25 finds whatever its similarity) gets its own marker.
+    """
     values = np.asarray(similarities, dtype=float)
-    fig = go.Figure()
-    fig.add_histogram(
-        x=values[values < threshold],
-        name="below the threshold",
-        marker_color="#c8c8c8",
-        xbins={"size": 0.02},
-        hovertemplate="similarity %{x}<br>%{y} candidates<extra></extra>",
+    shown = [s for row in results.values() for s in row]
+    rows = list(results)
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.04
     )
-    fig.add_histogram(
-        x=values[values >= threshold],
-        name="at or above it",
-        marker_color="#1f77b4",
-        xbins={"size": 0.02},
-        hovertemplate="similarity %{x}<br>%{y} candidates<extra></extra>",
-    )
-    if len(shown):
-        fig.add_scatter(
-            x=list(shown),
-            y=[0] * len(shown),
-            mode="markers",
-            name="results shown",
-            marker={"symbol": "triangle-up", "size": 11, "color": "#ff7f0e"},
-            hovertemplate="result similarity %{x:.3f}<extra></extra>",
+    for part, name, color in (
+        (values < threshold, "candidates below the threshold", "#c8c8c8"),
+        (values >= threshold, "candidates at or above it", "#1f77b4"),
+    ):
+        fig.add_histogram(
+            x=values[part],
+            name=name,
+            marker_color=color,
+            xbins={"size": 0.02},
+            hovertemplate="similarity %{x}<br>%{y} candidates<extra></extra>",
+            row=1,
+            col=1,
         )
-    fig.add_vline(
+    for above, name, marker in (
+        (True, "result", {"symbol": "triangle-up", "size": 11, "color": "#ff7f0e"}),
+        (
+            False,
+            "result below the threshold, kept by BM25",
+            {"symbol": "diamond-open", "size": 11, "color": "#9467bd", "line": {"width": 2}},
+        ),
+    ):
+        points = [(s, row) for row in rows for s in results[row] if (s >= threshold) == above]
+        if points:
+            fig.add_scatter(
+                x=[s for s, _ in points],
+                y=[row for _, row in points],
+                mode="markers",
+                name=name,
+                marker=marker,
+                hovertemplate="%{y}: result with similarity %{x:.3f}<extra></extra>",
+                row=2,
+                col=1,
+            )
+    fig.add_vline(x=threshold, line_dash="dash", line_color="#d32f2f", row="all", col=1)
+    # The label sits above the plot, where it can cover neither bars nor result markers.
+    fig.add_annotation(
         x=threshold,
-        line_dash="dash",
-        line_color="#d32f2f",
-        annotation_text=f"threshold {threshold:.2f}",
-        annotation_position="bottom right",
+        xref="x",
+        y=1,
+        yref="y domain",
+        yanchor="bottom",
+        text=f"minimum similarity {threshold:.2f}",
+        showarrow=False,
+        font={"color": "#d32f2f"},
     )
     fig.update_layout(barmode="overlay", bargap=0.05)
-    fig.update_xaxes(
-        title="cosine similarity to the query", range=[min(0.0, float(values.min(initial=0))), 1]
-    )
-    fig.update_yaxes(title="candidates")
-    return _layout(fig, 280)
+    low = min(0.0, float(values.min(initial=0)), min(shown, default=0.0))
+    fig.update_xaxes(range=[low, 1])
+    fig.update_xaxes(title="cosine similarity to the query", row=2, col=1)
+    fig.update_yaxes(title="candidates", row=1, col=1)
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=rows[::-1], row=2, col=1)
+    # room above the plot for the label, under the toolbar that shows on hover
+    return _layout(fig, 380).update_layout(margin_t=60)
 
 
-def timings_chart(timings_by_mode: Mapping[str, Timings]) -> go.Figure:
-    """Stacked bars of each stage's time, one bar per mode."""
-    stages = (
-        ("embed_ms", "embed the query"),
-        ("vector_ms", "vector search"),
-        ("bm25_ms", "BM25 search"),
-        ("fusion_ms", "fusion and ranking"),
-    )
+TIMED_STAGES = {
+    "vector_ms": "vector search",
+    "bm25_ms": "BM25 search",
+    "fusion_ms": "fusion and ranking",
+}
+"""A search's own stages, by their :class:`Timings` field (the embedding has its own row)."""
+
+
+def timings_chart(
+    timings_by_mode: Mapping[str, Timings],
+    *,
+    embed_ms: float | None = None,
+    embed_cached: bool = False,
+    cached: Collection[str] = (),
+) -> go.Figure:
+    """Each stage's time: the query's embedding once, on its own row, then one row per mode.
+
+    Args:
+        timings_by_mode: each mode's own stage times (their ``embed_ms`` is not drawn).
+        embed_ms: the query's embedding time, shared by the modes that use it; None when no
+            mode embeds the query.
+        embed_cached: the embedding was reused from this session (its time is the first's).
+        cached: the modes answered from this session's cache; their bars show the time of the
+            first search, hatched, and their rows say "cached".
+    """
+
+    def label(name: str, reused: bool) -> str:
+        return f"{name} (cached)" if reused else name
+
+    modes = [label(m, m in cached) for m in timings_by_mode]
+    patterns = [CACHED_PATTERN if m in cached else "" for m in timings_by_mode]
     fig = go.Figure()
-    modes = list(timings_by_mode)
-    for attr, label in stages:
+    if embed_ms is not None:
+        fig.add_bar(
+            y=[label("query embedding", embed_cached)],
+            x=[embed_ms],
+            name="embed the query",
+            orientation="h",
+            marker_pattern_shape=CACHED_PATTERN if embed_cached else "",
+            hovertemplate="embed the query: %{x:.1f} ms<extra></extra>",
+        )
+    for attr, name in TIMED_STAGES.items():
         fig.add_bar(
             y=modes,
-            x=[getattr(timings_by_mode[m], attr) for m in modes],
-            name=label,
+            x=[getattr(t, attr) for t in timings_by_mode.values()],
+            name=name,
             orientation="h",
-            hovertemplate=f"{label}: %{{x:.1f}} ms<extra></extra>",
+            marker_pattern_shape=patterns,
+            hovertemplate=f"{name}: %{{x:.1f}} ms<extra></extra>",
         )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title="milliseconds")
-    return _layout(fig, 120 + 40 * len(modes))
+    # Each row's total beside its bar: an embedding can take a hundred times a search, and
+    # the search's bar would otherwise be too thin to read.
+    totals = {label("query embedding", embed_cached): embed_ms} if embed_ms is not None else {}
+    for row, t in zip(modes, timings_by_mode.values(), strict=True):
+        totals[row] = sum(getattr(t, attr) for attr in TIMED_STAGES)
+    for row, total in totals.items():
+        fig.add_annotation(
+            x=total, y=row, text=f"{total:.1f} ms", showarrow=False, xanchor="left", xshift=4
+        )
+    fig.update_layout(barmode="stack", legend_traceorder="normal")
+    fig.update_xaxes(title="milliseconds", range=[0, max(totals.values(), default=0) * 1.2 or 1])
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, 150 + 40 * len(totals))
+
+
+QUERY_MARKER = {2: "star", 3: "diamond"}
+"""The query's symbol on a 2D and a 3D map (Plotly's 3D scatter has no star); the caption
+names it from here."""
+
+
+def filters_in_words(filters: Mapping[str, Any]) -> str:
+    """Metadata filters in plain words, e.g. ``severity from 9 to 10; domain legal or security``.
+
+    Field names and values are corpus text: escape the result for Markdown (:func:`md`).
+    """
+    words = {"gt": "above", "gte": "at least", "lt": "below", "lte": "at most"}
+    parts = []
+    for field, condition in filters.items():
+        if isinstance(condition, Mapping):
+            if set(condition) == {"gte", "lte"}:
+                parts.append(f"{field} from {condition['gte']:g} to {condition['lte']:g}")
+            else:
+                bounds = (f"{words.get(op, op)} {bound:g}" for op, bound in condition.items())
+                parts.append(f"{field} {' and '.join(bounds)}")
+        elif isinstance(condition, list | tuple):
+            parts.append(f"{field} {' or '.join(str(value) for value in condition)}")
+        else:
+            parts.append(f"{field} {condition}")
+    return "; ".join(parts)
+
+
+def search_settings(params: SearchParams) -> str:
+    """A search's mode, number of results, minimum similarity and filters, in plain words."""
+    parts = [f"{params.mode} mode", f"top {params.k}"]
+    if params.mode != "bm25":
+        parts.append(f"minimum similarity {params.threshold:.2f}")
+    parts.append(f"filters: {filters_in_words(params.filters)}" if params.filters else "no filter")
+    return ", ".join(parts)
 
 
 def map_figure(
@@ -314,7 +491,7 @@ def map_figure(
             marker={
                 "size": 12 if three else 20,
                 "color": "#000000",
-                "symbol": "diamond" if three else "star",
+                "symbol": QUERY_MARKER[3 if three else 2],
             },
         )
     fig.update_layout(legend_title_text=html.escape(color_title))
@@ -585,11 +762,15 @@ def similarity_chart(
 # --------------------------------------------------------------------------- lab tables
 
 
+NOT_USED = "–"
+"""A table cell for a setting the configuration's mode does not use."""
+
+
 def configurations_table(configs: Mapping[str, SearchParams]) -> pd.DataFrame:
     """Saved configurations, one row each, in plain words and their main settings.
 
-    A setting the mode ignores is left blank (BM25 has no similarity threshold, only hybrid
-    fuses rankings).
+    A setting the mode ignores shows a dash (BM25 has no similarity threshold, only hybrid
+    fuses rankings); numbers are written out as text so that no cell reads ``None``.
     """
     rows = []
     for name, params in configs.items():
@@ -599,11 +780,11 @@ def configurations_table(configs: Mapping[str, SearchParams]) -> pd.DataFrame:
                 "name": name,
                 "in words": describe_params(params),
                 "mode": params.mode,
-                "min similarity": None if params.mode == "bm25" else params.threshold,
-                "RRF k": params.rrf_k if fused else None,
-                "vector weight": params.vector_weight if fused else None,
-                "BM25 weight": params.bm25_weight if fused else None,
-                "one per document": params.collapse,
+                "min similarity": NOT_USED if params.mode == "bm25" else f"{params.threshold:g}",
+                "RRF k": f"{params.rrf_k:g}" if fused else NOT_USED,
+                "vector weight": f"{params.vector_weight:g}" if fused else NOT_USED,
+                "BM25 weight": f"{params.bm25_weight:g}" if fused else NOT_USED,
+                "one per document": "yes" if params.collapse else "no",
             }
         )
     return pd.DataFrame(rows)
@@ -625,21 +806,73 @@ def significance_table(result: Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _document(doc_id: str, title: str, limit: int) -> str:
+    return snippet(f"{doc_id} · {title}" if title else doc_id, limit)
+
+
 def side_by_side_table(view: SideBySide) -> pd.DataFrame:
-    """One row per rank: each list's document (id and title), its grade, its rank elsewhere."""
+    """One row per rank: each list's document (id and title) and its grade (blank: unjudged).
+
+    Where each document ranks in the other lists is :func:`ranks_table`: with those columns
+    here, three lists made a table wider than the page.
+    """
     rows = []
     for position in range(view.k):
         row: dict[str, Any] = {"rank": position + 1}
         for name, docs in view.lists.items():
             doc = docs[position] if position < len(docs) else None
-            row[name] = snippet(f"{doc.doc_id} · {doc.title}", 60) if doc else ""
+            row[name] = _document(doc.doc_id, doc.title, 40) if doc else ""
             row[f"{name}: grade"] = "" if doc is None or doc.grade is None else str(doc.grade)
-            for other in view.lists:
-                if other != name:
-                    rank = doc.ranks.get(other) if doc else None
-                    row[f"{name}: rank in {other}"] = "" if rank is None else str(rank)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def side_by_side_columns(view: SideBySide) -> dict[str, Any]:
+    """Column settings of :func:`side_by_side_table`: short grade headers, widths that fit."""
+    columns: dict[str, Any] = {"rank": st.column_config.NumberColumn("rank", width=50)}
+    for name in view.lists:
+        columns[name] = st.column_config.TextColumn(name, width=220)
+        columns[f"{name}: grade"] = st.column_config.TextColumn(
+            "grade", width=60, help=f"Grade of the document {name} ranks here (blank: unjudged)"
+        )
+    return columns
+
+
+def ranks_table(view: SideBySide) -> pd.DataFrame:
+    """Every document of any list's top k, its grade and its rank in each list, best first.
+
+    A blank rank: not in that list's run (100 documents deep).
+    """
+    found = {doc.doc_id: doc for docs in view.lists.values() for doc in docs}
+    best = sorted(
+        found.values(), key=lambda d: (min(r for r in d.ranks.values() if r is not None), d.doc_id)
+    )
+    return pd.DataFrame(
+        [
+            {
+                "document": _document(doc.doc_id, doc.title, 60),
+                "grade": "" if doc.grade is None else str(doc.grade),
+                **{
+                    f"rank in {name}": "" if doc.ranks[name] is None else str(doc.ranks[name])
+                    for name in view.lists
+                },
+            }
+            for doc in best
+        ]
+    )
+
+
+def ranks_columns(view: SideBySide) -> dict[str, Any]:
+    """Column settings of :func:`ranks_table`: each list's name as its header, widths that fit."""
+    columns: dict[str, Any] = {
+        "document": st.column_config.TextColumn("document", width=330),
+        "grade": st.column_config.TextColumn("grade", width=60),
+    }
+    for name in view.lists:
+        columns[f"rank in {name}"] = st.column_config.TextColumn(
+            name, width=150, help=f"Rank in {name} (blank: not in its top 100)"
+        )
+    return columns
 
 
 def snapshots_table(snapshots: Sequence[Snapshot]) -> pd.DataFrame:

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import display
 from search_core.collection import (
+    BUILD_STAGES,
     BuildOptions,
     Collection,
     CollectionInfo,
@@ -42,16 +42,23 @@ from search_core.collection import (
     validate_name,
 )
 from search_core.errors import InputError, SearchExplorerError
-from search_core.evaluation import Qrels, RunDict, run_queries
-from search_core.ingest import FieldMap, IngestReport, list_fields, preview_source
+from search_core.evaluation import Qrels, RunDict, load_qrels, run_configurations
+from search_core.ingest import (
+    FieldInference,
+    FieldMap,
+    IngestReport,
+    infer_source_fields,
+    preview_source,
+)
 from search_core.judgments import (
     DEFAULT_SET,
     ImportReport,
     JudgmentStore,
     import_judgments,
+    list_judgment_sets,
     open_judgments,
 )
-from search_core.lab import list_configs, load_config
+from search_core.lab import list_configs, load_config, save_config
 from search_core.projection import Projection, ProjectionSettings, project
 from search_core.search import SearchParams, run_search
 from search_core.settings import collections_home
@@ -65,6 +72,7 @@ from search_core.sweeps import (
 )
 from search_core.telemetry import QUERY_LOG, collection_reference
 from search_core.types import SearchResponse
+from ui import display
 
 SAMPLE_NAME = "sample"
 SAMPLE_SOURCE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -219,15 +227,11 @@ def version(collection: Collection) -> str:
 # --------------------------------------------------------------------------- building
 
 
-STAGE_LABELS = {
-    "read": "Reading the files",
-    "chunk": "Cutting documents into chunks",
-    "embed": "Embedding the chunks",
-    "index": "Building the indexes",
-    "save": "Saving",
-}
+STAGE_LABELS = BUILD_STAGES
+"""What each build stage is doing, in words (the engine's, so the command line says the same)."""
 STAGE_SPANS = {
-    "read": (0.0, 0.05),
+    "read": (0.0, 0.02),
+    "model": (0.02, 0.05),
     "chunk": (0.05, 0.15),
     "embed": (0.15, 0.95),
     "index": (0.95, 0.98),
@@ -324,11 +328,15 @@ def build(name: str, source: str | Path | IngestReport, options: BuildOptions) -
 def build_sample() -> bool:
     """Build the bundled sample collection with a progress bar, and open it at the next run.
 
+    The new sample comes with its judged queries and the default configurations
+    (:func:`prepare_sample`).
+
     Returns:
         Whether it was built (a failure is shown on the page).
     """
     if build(SAMPLE_NAME, SAMPLE_SOURCE, BuildOptions()) is None:
         return False
+    prepare_sample()
     open_later(SAMPLE_NAME)
     return True
 
@@ -437,9 +445,15 @@ def import_uploads(store: JudgmentStore, fmt: str, uploads: Mapping[str, Any]) -
 
 
 @st.cache_data(show_spinner="Reading the columns...", max_entries=16)
-def fields_of(source: str, stamp: float) -> list[str]:
-    """Columns and JSON keys of a source (``stamp``: its modification time, for the cache)."""
-    return list_fields(source)
+def inferred_fields(source: str, stamp: float, given: FieldMap | None = None) -> FieldInference:
+    """The columns of a source and which one holds what, chosen from its first rows.
+
+    Args:
+        source: the source.
+        stamp: its modification time, for the cache.
+        given: the columns already chosen (kept, and checked for warnings).
+    """
+    return infer_source_fields(source, given)
 
 
 @st.cache_data(show_spinner="Reading the first documents...", max_entries=16)
@@ -464,7 +478,37 @@ def embedder(model: str | None) -> Any:
 # --------------------------------------------------------------------------- searching
 
 
-def search(collection: Collection, query: str, params: SearchParams) -> SearchResponse:
+@dataclass(frozen=True)
+class QueryEmbedding:
+    """The query's embedding as a search used it.
+
+    Attributes:
+        ms: milliseconds the embedding took (when this session first embedded the query).
+        cached: reused from this session, not embedded for this search.
+    """
+
+    ms: float
+    cached: bool
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A search as this session got it.
+
+    Attributes:
+        response: the engine's answer; its timings are the retrievers' own, embedding excluded
+            (``embed_ms`` is 0: the query's embedding, shared by the modes, is ``embedding``).
+        cached: this session's earlier answer to the very same search, shown again without
+            searching: its timings are those of that first search.
+        embedding: the query's embedding (None in BM25 mode, which embeds nothing).
+    """
+
+    response: SearchResponse
+    cached: bool
+    embedding: QueryEmbedding | None
+
+
+def answer(collection: Collection, query: str, params: SearchParams) -> Answer:
     """Search, reusing this session's answer when the same search was just made.
 
     Streamlit reruns a page on every click (judging a result, say); searching again each
@@ -473,20 +517,33 @@ def search(collection: Collection, query: str, params: SearchParams) -> SearchRe
     embedding latency.
     """
     key = json.dumps([collection.name, version(collection), query, params.to_dict()], default=str)
-    kept: dict[str, SearchResponse] = st.session_state.setdefault(_RESPONSES, {})
+    kept: dict[str, Answer] = st.session_state.setdefault(_RESPONSES, {})
     if key in kept:
-        return kept[key]
-    vector, embed_ms = None, None
+        first = kept[key]
+        embedding = None if first.embedding is None else replace(first.embedding, cached=True)
+        return Answer(first.response, True, embedding)
+    vector, embedding = None, None
     if params.mode != "bm25" and query.strip():
-        vector, embed_ms = _query_vector(collection, query)
+        vector, embedding = _query_vector(collection, query)
     response = run_search(collection, query, params, query_vector=vector)
-    if embed_ms is not None:
-        response = replace(response, timings=replace(response.timings, embed_ms=embed_ms))
-    QUERY_LOG.record(collection.name, response, embedded=embed_ms is not None)
-    kept[key] = response
+    # The log counts an embedding once, with the search that made it.
+    embed_ms = None if embedding is None or embedding.cached else embedding.ms
+    logged = replace(response.timings, embed_ms=embed_ms or 0.0)
+    QUERY_LOG.record(
+        collection.name, replace(response, timings=logged), embedded=embed_ms is not None
+    )
+    kept[key] = Answer(response, False, embedding)
     while len(kept) > _KEPT_RESPONSES:
         kept.pop(next(iter(kept)))
-    return response
+    return kept[key]
+
+
+def search(collection: Collection, query: str, params: SearchParams) -> SearchResponse:
+    """Search, reusing this session's answer when the same search was just made.
+
+    The answer's timings leave the query's embedding out (see :func:`answer`).
+    """
+    return answer(collection, query, params).response
 
 
 def query_vector(collection: Collection, query: str) -> np.ndarray:
@@ -497,20 +554,22 @@ def query_vector(collection: Collection, query: str) -> np.ndarray:
     return _query_vector(collection, query)[0]
 
 
-def _query_vector(collection: Collection, query: str) -> tuple[np.ndarray, float | None]:
-    """(the query's vector, milliseconds spent embedding it now, or None when reused)."""
+def _query_vector(collection: Collection, query: str) -> tuple[np.ndarray, QueryEmbedding]:
+    """The query's vector and how long embedding it took (cached when this session had it)."""
     key = json.dumps([collection.name, version(collection), query])
-    kept: dict[str, np.ndarray] = st.session_state.setdefault(_QUERY_VECTORS, {})
+    kept: dict[str, tuple[np.ndarray, float]] = st.session_state.setdefault(_QUERY_VECTORS, {})
     if key in kept:
-        return kept[key], None
+        vector, ms = kept[key]
+        return vector, QueryEmbedding(ms, cached=True)
     embedder = collection.embedder
     embedder.load()  # the model's first load is not the query's embedding time
     tick = time.perf_counter()
-    kept[key] = embedder.embed_query(query)
-    embed_ms = (time.perf_counter() - tick) * 1000
+    vector = embedder.embed_query(query)
+    ms = (time.perf_counter() - tick) * 1000
+    kept[key] = (vector, ms)
     while len(kept) > _KEPT_RESPONSES:
         kept.pop(next(iter(kept)))
-    return kept[key], embed_ms
+    return vector, QueryEmbedding(ms, cached=False)
 
 
 @dataclass(frozen=True)
@@ -631,17 +690,48 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _run(home: str, name: str, version: str, params: str, queries: str) -> RunDict:
-    collection = _collection(home, name, version)
-    return run_queries(collection, json.loads(queries), SearchParams.from_dict(json.loads(params)))
+_KEPT_RUNS = 64
+_RUNS_LOCK = threading.Lock()
 
 
-def run(collection: Collection, params: SearchParams, queries: Mapping[str, str]) -> RunDict:
-    """Run a query set with a configuration (kept per collection version and settings)."""
-    return _run(
-        home(), collection.name, version(collection), _json(params.to_dict()), _json(dict(queries))
-    )
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _kept_runs(home: str, name: str, version: str) -> dict[str, RunDict]:
+    """The runs made on one collection version, by settings and queries (see :func:`runs`)."""
+    return {}
+
+
+def runs(
+    collection: Collection,
+    configs: Mapping[str, SearchParams],
+    queries: Mapping[str, str],
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, RunDict]:
+    """Run a query set with each configuration, embedding each query once for all of them.
+
+    Runs are kept per collection version, settings and queries, for every session: comparing
+    again, or with one more configuration, runs only what was not run yet. (Not
+    ``st.cache_data``: the progress bar moves while the runs are made.)
+
+    Args:
+        collection: the collection.
+        configs: name to configuration.
+        queries: query id to text.
+        progress: ``progress(done, total)`` over the queries of the configurations run now.
+
+    Returns:
+        Name to run (copies: changing one changes nothing kept).
+    """
+    kept = _kept_runs(home(), collection.name, version(collection))
+    keys = {name: _json([params.to_dict(), dict(queries)]) for name, params in configs.items()}
+    with _RUNS_LOCK:
+        missing = {name: params for name, params in configs.items() if keys[name] not in kept}
+    made = run_configurations(collection, queries, missing, progress=progress) if missing else {}
+    with _RUNS_LOCK:
+        kept.update({keys[name]: run for name, run in made.items()})
+        found = {name: made.get(name) or kept[keys[name]] for name in configs}
+        while len(kept) > _KEPT_RUNS:
+            kept.pop(next(iter(kept)))
+    return {name: {q: dict(docs) for q, docs in run.items()} for name, run in found.items()}
 
 
 _SWEEPS: dict[str, Callable[..., SweepResult]] = {
@@ -736,19 +826,65 @@ def validate_set_name(name: str) -> str:
     return validate_name(name.strip())
 
 
-def is_sample(collection: Collection) -> bool:
-    """Whether a collection was built from the bundled sample data."""
-    source = Path(str(collection.manifest.get("source", {}).get("path", "")))
+def _from_sample(manifest: Mapping[str, Any]) -> bool:
+    """Whether a collection's manifest says it was built from the bundled sample data."""
+    source = Path(str(manifest.get("source", {}).get("path", "")))
     try:
-        same = source.resolve() == SAMPLE_SOURCE.resolve()
+        return source.resolve() == SAMPLE_SOURCE.resolve()
     except OSError:
-        same = False
-    return same or collection.name == SAMPLE_NAME
+        return False
+
+
+def is_sample(collection: Collection) -> bool:
+    """Whether a collection is the sample (built from the bundled sample data, or so named)."""
+    return _from_sample(collection.manifest) or collection.name == SAMPLE_NAME
 
 
 def import_sample(store: JudgmentStore) -> ImportReport:
-    """Import the sample's judged queries (BEIR queries.jsonl and qrels/test.tsv)."""
+    """Import the sample's judged queries (BEIR queries.jsonl and qrels/test.tsv).
+
+    Idempotent: what is already in the set is left as it is.
+    """
     return import_judgments(store, "beir", SAMPLE_SOURCE, judge="sample")
+
+
+DEFAULT_CONFIGS = {
+    f"default-{mode}": SearchParams(mode=mode) for mode in ("hybrid", "vector", "bm25")
+}
+"""The three modes with their default settings, compared first: hybrid is the baseline."""
+
+
+def save_default_configs(name: str) -> None:
+    """Save the configurations of ``DEFAULT_CONFIGS`` for a collection."""
+    for config, params in DEFAULT_CONFIGS.items():
+        save_config(name, config, params)
+
+
+def prepare_sample(name: str = SAMPLE_NAME) -> None:
+    """Give the sample its judged queries and the default configurations, the first time.
+
+    When the default judgment set does not exist yet, the sample's judgments go into it and
+    the default configurations are saved if none is: a demo goes from the Start page to a
+    comparison without uploading anything. Done once: a set someone emptied stays empty,
+    deleted configurations stay deleted. A collection that does not hold the sample's judged
+    documents is left alone.
+    """
+    try:
+        if DEFAULT_SET in list_judgment_sets(name):
+            return
+        _, manifest = read_manifest(name)
+        if not (_from_sample(manifest) or name == SAMPLE_NAME):
+            return
+        # a relative source path, or a collection only named so: it must hold the documents
+        collection = _collection(home(), name, str(manifest["version"]))
+        judged = {doc for docs in load_qrels(SAMPLE_QRELS).values() for doc in docs}
+        if not judged <= set(collection.doc_index):
+            return
+        import_sample(_store(home(), name, DEFAULT_SET))
+        if not list_configs(name):
+            save_default_configs(name)
+    except USER_ERRORS as exc:
+        display.error(exc)
 
 
 def configurations(collection: Collection) -> dict[str, SearchParams]:
