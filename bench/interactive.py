@@ -464,12 +464,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="turns of every query setup")
     parser.add_argument("--load", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--repeat", type=int, default=5, help="cold searches per mode")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        default=["build", "queries", "cli"],
-        choices=["build", "queries", "cli"],
-    )
+    parser.add_argument("--only", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--out", type=Path, default=None, help="markdown tables")
     parser.add_argument("--json", type=Path, default=None, help="all figures")
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)

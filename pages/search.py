@@ -101,18 +101,6 @@ def summary(answer: state.Answer) -> str:
     return " · ".join(parts)
 
 
-def filters_line(filters: dict[str, object]) -> str:
-    """The active filters in words, escaped (field names and values are corpus text)."""
-    parts = []
-    for name, rule in filters.items():
-        if isinstance(rule, dict):
-            parts.append(f"{name} between {rule['gte']} and {rule['lte']}")
-        else:
-            values = rule if isinstance(rule, list) else [rule]
-            parts.append(f"{name} is {' or '.join(map(str, values))}")
-    return "Filtered: " + display.md("; ".join(parts))
-
-
 SCORE_CAPTIONS = {
     "vector": (
         "Cosine similarity to the query of the {n} candidates the vector search considered. "
@@ -252,7 +240,7 @@ with st.expander("Filters", key="search_filters_box"):
             if values:
                 filters[name] = values if len(values) > 1 else values[0]
 if filters:  # also when the box is closed: results never change without notice
-    st.caption(filters_line(filters))
+    st.caption("Filtered: " + display.md(display.filters_in_words(filters)))
 
 try:
     params = SearchParams(

@@ -10,11 +10,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ui import display, state
 from search_core.collection import BuildOptions, build_collection, list_collections, read_manifest
 from search_core.judgments import open_judgments
 from search_core.lab import list_configs, list_snapshots
 from search_core.telemetry import QUERY_LOG
+from ui import display, state
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300

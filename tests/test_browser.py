@@ -21,6 +21,7 @@ import pytest
 
 from search_core.collection import build_collection
 from tests.app_server import running_app
+from tests.reviews import BATTERY_FAILURES, reviews_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -83,6 +84,14 @@ def app_home(tmp_path_factory: pytest.TempPathFactory, sample_collection, embedd
 @pytest.fixture(scope="module")
 def server(app_home: Path) -> Iterator[str]:
     with running_app(app_home, start_timeout=90) as app:
+        yield app.url
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[str]:
+    """The app on an empty home, as a newcomer finds it (the embedding cache is the tests')."""
+    home = tmp_path_factory.mktemp("newcomer") / "collections"
+    with running_app(home, start_timeout=90) as app:
         yield app.url
 
 
@@ -303,4 +312,126 @@ def test_first_visit_shows_only_the_app_navigation(server: str, browser: object)
     links = visitor.page.locator("[data-testid='stTopNavLink']").all_inner_texts()
     titles = [link.split("\n")[-1].strip() for link in links]
     assert titles == ["Start", "Corpus", "Search", "Embedding map", "Relevance lab", "Health"]
+    visitor.close()
+
+
+MARK_CARDS = """(docId) => {
+  const judging = "button[data-variant='segmented_control']";
+  let count = 0;
+  for (const block of document.querySelectorAll("[data-testid='stVerticalBlock']")) {
+    block.removeAttribute('data-card');
+    const header = block.querySelector("[data-testid='stMarkdownContainer']");
+    if (block.querySelectorAll(judging).length === 4 && header
+        && header.innerText.includes(docId)) {
+      block.setAttribute('data-card', docId);
+      count += 1;
+    }
+  }
+  return count;
+}"""
+"""Marks the result cards of a document (a card holds one judging control: four buttons)."""
+
+
+def _cards(visitor: Visitor, doc_id: str) -> object:
+    visitor.page.evaluate(MARK_CARDS, doc_id)
+    return visitor.page.locator(f"[data-card='{doc_id}']")
+
+
+def _grades_shown(visitor: Visitor, doc_id: str) -> list[str]:
+    """The grade selected on every result card of a document (blank: none)."""
+    cards = _cards(visitor, doc_id)
+    grades = []
+    for index in range(cards.count()):  # type: ignore[attr-defined]
+        active = cards.nth(index).locator(  # type: ignore[attr-defined]
+            "button[data-variant='segmented_control'][aria-checked='true']"
+        )
+        grades.append(active.first.inner_text() if active.count() else "")
+    return grades
+
+
+def _slider_values(visitor: Visitor, label: str) -> list[str]:
+    box = visitor.page.locator("[data-testid='stSlider']", has_text=label)
+    return [str(thumb.input_value()) for thumb in box.locator("input[type='range']").all()]
+
+
+def test_newcomer_first_hour(fresh_server: str, browser: object, tmp_path: Path) -> None:
+    """The newcomer's path of issue 11: the sample from Start to a comparison with no upload,
+    one document judged twice, a filter kept across pages, an import done twice, and an own
+    CSV whose text column is not called ``text``."""
+    visitor = Visitor(browser, fresh_server)
+    page = visitor.page
+    visitor.click("Build and open the sample collection")
+    visitor.text("Type a query to search the collection")
+    assert visitor.open_name() == "sample"
+
+    # the same document judged twice: every card of it shows the grade stored last
+    visitor.type("Query", "remote code execution exploit")
+    visitor.text("results ·")
+    assert len(_grades_shown(visitor, "security-0079")) >= 2
+    _cards(visitor, "security-0079").first.locator("button", has_text="3 perfect").click()  # type: ignore[attr-defined]
+    visitor.idle()
+    _cards(visitor, "security-0079").first.locator("button", has_text="2 relevant").click()  # type: ignore[attr-defined]
+    visitor.idle()
+    assert set(_grades_shown(visitor, "security-0079")) == {"2 relevant"}
+    visitor.shot("n1-search-judged-twice")
+
+    # a filter survives a visit to the map, and the map says it uses it
+    page.locator("[data-testid='stExpander'] summary", has_text="Filters").first.click()
+    visitor.idle()
+    page.get_by_role("combobox", name="Filter on").click()
+    page.get_by_role("combobox", name="Filter on").press_sequentially("severity")
+    page.locator("[role='option']", has_text="severity").first.click()
+    visitor.idle()
+    page.keyboard.press("Escape")
+    slider = page.locator("[data-testid='stSlider']", has_text="severity")
+    slider.locator("input[type='range']").first.press("End")  # the lower end up to the top
+    visitor.idle()
+    kept = _slider_values(visitor, "severity")
+    assert kept[0] != "0" and kept[1] == "10"
+    visitor.go("Embedding map")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=SLOW)
+    visitor.text("Results as on the Search page")
+    visitor.text("severity")
+    visitor.shot("n2-map-with-the-search-filters")
+    visitor.go("Search")
+    visitor.text("results ·")
+    assert _slider_values(visitor, "severity") == kept
+    visitor.text("Filtered: severity")
+
+    # the lab opens with the sample's judgments; importing them again adds nothing
+    visitor.go("Relevance lab")
+    metrics = page.locator("[data-testid='stMetricValue']")
+    assert metrics.nth(0).inner_text() == "85"  # the sample's 84 and the query judged above
+    judgments = metrics.nth(1).inner_text()
+    visitor.click("Import the sample's 84 judged queries")
+    visitor.text("already there: nothing added")
+    assert metrics.nth(0).inner_text() == "85"
+    assert metrics.nth(1).inner_text() == judgments
+    visitor.shot("n3-lab-import-twice")
+    page.get_by_role("tab", name="Compare").click()
+    visitor.click("Run and compare")
+    visitor.text("One query, the ranked lists side by side")
+    visitor.shot("n4-lab-compare")
+
+    # an own CSV whose text column is review_text: chosen from the data, searched sensibly
+    visitor.go("Corpus")
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text(reviews_csv(), encoding="utf-8")
+    page.locator("input[type='file']").first.set_input_files(str(reviews))
+    visitor.idle()
+    visitor.text("The first documents, as they will be indexed")
+    assert page.get_by_role("combobox", name="Text").input_value() == "review_text"
+    visitor.type("Collection name", "reviews")
+    visitor.shot("n5-corpus-reviews")
+    visitor.click("Build")
+    visitor.text("Built reviews")
+    visitor.go("Search")
+    visitor.type("Query", "battery died after a week")
+    visitor.text("results ·")
+    shown = page.locator("[data-testid='stMain']").inner_text()
+    top = shown[shown.index("\n1. ") :][:120]  # the first result's header
+    assert any(doc_id in top for doc_id in BATTERY_FAILURES), top
+    visitor.shot("n6-search-reviews")
+    assert visitor.sidebar_navigation_seen() == []
+    visitor.no_markup_ran()
     visitor.close()

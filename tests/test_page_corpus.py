@@ -8,6 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from search_core.collection import read_manifest
+from search_core.settings import DEFAULT_BACKEND
 from tests.reviews import BATTERY_FAILURES, ROWS, reviews_csv
 
 # fresh_caches: test_app's autouse fixture, so that tests here also start without caches
@@ -35,6 +36,11 @@ def test_the_columns_are_chosen_from_the_data(home: Path) -> None:
     preview = next(d for d in at.dataframe if "metadata" in d.value.columns)
     assert list(preview.value["id"]) == [row["review_id"] for row in ROWS[:20]]
     assert preview.value["text"][0] == ROWS[0]["review_text"]
+
+
+def test_new_collections_are_built_with_the_default_backend(home: Path) -> None:
+    at = upload_reviews()
+    assert at.selectbox(key="corpus_backend").value == DEFAULT_BACKEND == "onnx-fp32"
 
 
 def test_another_upload_gets_its_own_columns(home: Path) -> None:
