@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import plotly.graph_objects as go
 import pytest
@@ -81,6 +82,20 @@ def hit(similarity: float | None, vector_rank: int | None, bm25_rank: int | None
         vector=RetrieverScore(vector_rank, similarity if vector_rank else None),
         bm25=RetrieverScore(bm25_rank, 7.5 if bm25_rank else None),
     )
+
+
+@pytest.mark.parametrize(
+    ("title", "pages", "header"),
+    [
+        ("", (), "**1\\.** d1"),  # no title: the id once, not twice
+        ("d1", (2,), "**1\\.** d1  \n:gray[page 2]"),
+        ("Refunds", (2, 3), "**1\\.** Refunds  \n:gray[d1 · page 2, 3]"),
+    ],
+)
+def test_a_result_header_names_the_document_once(
+    title: str, pages: tuple[int, ...], header: str
+) -> None:
+    assert display.hit_header(replace(hit(0.5, 1, None), title=title, pages=pages)) == header
 
 
 def test_a_hybrid_result_under_the_threshold_is_said_to_be_there_for_bm25() -> None:

@@ -224,9 +224,11 @@ def no_result(response: SearchResponse, threshold: float, *, filtered: bool) -> 
 
 def hit_header(hit: Hit) -> str:
     """Markdown of a hit's rank, title and document id, escaped."""
-    title = hit.title or hit.doc_id
-    pages = f" · page {', '.join(map(str, hit.pages))}" if hit.pages else ""
-    return f"**{hit.rank}\\.** {md(title)}  \n:gray[{md(hit.doc_id)}{pages}]"
+    pages = f"page {', '.join(map(str, hit.pages))}" if hit.pages else ""
+    if not hit.title or hit.title == hit.doc_id:  # no title: the id once, not twice
+        return f"**{hit.rank}\\.** {md(hit.doc_id)}" + (f"  \n:gray[{pages}]" if pages else "")
+    where = " · ".join(part for part in (md(hit.doc_id), pages) if part)
+    return f"**{hit.rank}\\.** {md(hit.title)}  \n:gray[{where}]"
 
 
 # --------------------------------------------------------------------------- charts
