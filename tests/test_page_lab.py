@@ -165,15 +165,19 @@ def test_importing_the_sample_again_says_it_is_all_there(new_sample: Path) -> No
 def test_a_comparison_embeds_each_query_once_and_moves_a_progress_bar(
     shop: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from search_core.embedding import Embedder
+    from search_core import evaluation
 
     judged_shop(shop)
     encoded: list[str] = []
     steps: list[tuple[int, int]] = []
-    encode, run_configurations = Embedder._encode, getattr(state, "run_configurations", None)
-    monkeypatch.setattr(
-        Embedder, "_encode", lambda self, texts: encoded.extend(texts) or encode(self, texts)
-    )
+    embed, run_configurations = evaluation.embed_queries, getattr(state, "run_configurations", None)
+
+    def embed_watched(collection, queries):
+        encoded.extend(queries.values())
+        return embed(collection, queries)
+
+    # every embedding of a run's queries goes through evaluation.embed_queries
+    monkeypatch.setattr(evaluation, "embed_queries", embed_watched)
 
     def watched(*args, progress=None, **kwargs):
         assert progress is not None, "the page passes a progress callback"
