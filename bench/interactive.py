@@ -170,15 +170,15 @@ def worker_threads(args: argparse.Namespace) -> dict[str, Any]:
 
     model = SentenceTransformer(str(bundled_model_path()), device="cpu", local_files_only=True)
     torch.set_num_threads(args.threads)
-    queries = [q["text"] for q in read_jsonl(ROOT / SAMPLE / "queries.jsonl")][: args.n]
+    every = [q["text"] for q in read_jsonl(ROOT / SAMPLE / "queries.jsonl")]
     walls, cpus = [], []
-    for i, query in enumerate([*queries[:5], *queries]):
+    for i, query in enumerate([*every[:5], *every[args.offset : args.offset + args.n]]):
         wall, cpu = time.perf_counter(), time.process_time()
         model.encode([query], convert_to_numpy=True)
         if i >= 5:
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
-    return {"wall": percentiles(walls), "cpu": percentiles(cpus)}
+    return {"wall_s": walls, "cpu_s": cpus}
 
 
 WORKERS = {
@@ -319,18 +319,28 @@ def measure_queries(
             log(f"queries {load_name} {key}: " + summary(row))
 
 
-def diagnose_torch(side: Side, n: int, spinners: int, report: dict) -> None:
-    """Why PyTorch collapses on busy cores: one query, by intra-op threads and wait policy."""
+def diagnose_torch(side: Side, n: int, rounds: int, spinners: int, report: dict) -> None:
+    """Why PyTorch collapses on busy cores: one query, by intra-op threads and wait policy.
+
+    Settings take turns, ``rounds`` times over, as in :func:`measure_queries`."""
     rows = report.setdefault("torch_threads", {})
     setups = [(2, "default"), (2, "PASSIVE"), (1, "default")]
     for load_name, count in (("idle", 0), ("busy", spinners)):
+        raw: dict[str, tuple[list[float], list[float]]] = {}
         with busy_cores(count):
-            for threads, policy in setups:
-                env = side.env() | ({"OMP_WAIT_POLICY": policy} if policy != "default" else {})
-                _, row = side.worker("threads", env, "--threads", str(threads), "--n", str(n))
-                key = f"{threads} thread{'s' if threads > 1 else ''}, OMP_WAIT_POLICY {policy}"
-                rows.setdefault(key, {})[load_name] = row
-                log(f"torch {load_name} {key}: {row}")
+            for turn in range(rounds):
+                for threads, policy in setups:
+                    env = side.env() | ({"OMP_WAIT_POLICY": policy} if policy != "default" else {})
+                    options = ["--threads", str(threads), "--n", str(n), "--offset", str(turn * n)]
+                    _, got = side.worker("threads", env, *options)
+                    key = f"{threads} thread{'s' if threads > 1 else ''}, OMP_WAIT_POLICY {policy}"
+                    walls, cpus = raw.setdefault(key, ([], []))
+                    walls.extend(got["wall_s"])
+                    cpus.extend(got["cpu_s"])
+        for key, (walls, cpus) in raw.items():
+            row = {"wall": percentiles(walls), "cpu": percentiles(cpus)}
+            rows.setdefault(key, {})[load_name] = row
+            log(f"torch {load_name} {key}: {row}")
 
 
 def measure_cli(sides: list[Side], repeat: int, report: dict) -> None:
@@ -502,7 +512,7 @@ def main() -> None:
     if "cli" in args.only:
         measure_cli(sides, args.repeat, report)
     if "threads" in args.only:
-        diagnose_torch(sides[1], args.queries, args.load, report)
+        diagnose_torch(sides[1], args.queries, args.rounds, args.load, report)
     report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     report["machine_after"] = machine()
     text = markdown(report)

@@ -91,7 +91,7 @@ if (
         "Build the sample collection",
         key="corpus_build_sample",
         icon=":material/play_arrow:",
-        help="456 documents in four domains with 84 judged queries; takes a minute or two.",
+        help="456 documents in four domains with 84 judged queries; takes about half a minute.",
     )
     and state.build_sample()
 ):

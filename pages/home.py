@@ -21,7 +21,7 @@ st.subheader("Try it on the sample collection")
 st.caption(
     "456 short documents in four domains (legal, commerce, security, automotive), with 84 "
     "test queries judged by hand."
-    + ("" if sample_built else " Building it takes a minute or two, once.")
+    + ("" if sample_built else " Building it takes about half a minute, once.")
 )
 label = "Open the sample collection" if sample_built else "Build and open the sample collection"
 if st.button(label, key="home_open_sample", type="primary", icon=":material/play_arrow:"):
