@@ -151,21 +151,23 @@ def cmd_judge_add(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .collection import open_collection
-    from .evaluation import run_queries
+    from .evaluation import run_configurations
     from .lab import compare, evaluate, load_snapshot, save_snapshot, side_by_side
 
     if len(args.config) + len(args.snapshot) < 2:
         raise ValueError("compare needs at least two runs: --config A.json --config B.json")
     collection = open_collection(args.name, args.home)
     query_set, qrels = _judged_queries(args)
-    runs: dict[str, dict[str, dict[str, float]]] = {}
+    configs: dict[str, SearchParams] = {}
     for value in args.config:
         label, params = _config(args, value)
-        label = _unique(label, runs)
-        runs[label] = run_queries(collection, query_set.queries, params)
-        if args.save:
-            report = evaluate(qrels, runs[label], args.k, queries=query_set.queries)
-            snapshot = save_snapshot(collection, label, runs[label], report, params, home=args.home)
+        configs[_unique(label, configs)] = params
+    # each query is embedded once for all the configurations
+    runs = run_configurations(collection, query_set.queries, configs)
+    if args.save:
+        for label, run in runs.items():
+            report = evaluate(qrels, run, args.k, queries=query_set.queries)
+            snapshot = save_snapshot(collection, label, run, report, configs[label], home=args.home)
             print(f"kept run {label!r} as snapshot {snapshot.snapshot_id}", file=sys.stderr)
     for snapshot_id in args.snapshot:
         snapshot = load_snapshot(args.name, snapshot_id, args.home)
