@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice, pairwise
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import pypdf
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
@@ -399,13 +399,8 @@ def list_fields(
     """
     ctx = ReadContext(FieldMap(delimiter=delimiter), limits or Limits())
     names: dict[str, None] = {}
-    files = _leaf_files(Path(path), ctx)
-    with closing(files):
-        for file in files:
-            lister = _FIELD_LISTERS.get(file.suffix)
-            if lister is not None:
-                _check_size(file, ctx.limits)
-                names.update(dict.fromkeys(lister(file, ctx, rows)))
+    for file, lister in _table_files(Path(path), ctx, _FIELD_LISTERS):
+        names.update(dict.fromkeys(lister(file, ctx, rows)))
     return list(names)
 
 
@@ -441,15 +436,27 @@ def infer_source_fields(
     given = given or FieldMap()
     ctx = ReadContext(given, limits or Limits())
     sample: list[Mapping[str, object]] = []
-    files = _leaf_files(Path(path), ctx)
+    for file, read_rows in _table_files(Path(path), ctx, _ROW_READERS):
+        with closing(read_rows(file, ctx)) as table:
+            sample.extend(row for _line, row in islice(table, rows))
+    return infer_fields(sample, given)
+
+
+_Handler = TypeVar("_Handler")
+
+
+def _table_files(
+    path: Path, ctx: ReadContext, handlers: Mapping[str, _Handler]
+) -> Iterator[tuple[SourceFile, _Handler]]:
+    """The source's files that a registry of table handlers (by extension) knows, each with its
+    handler; every file's size is checked before it is handed out."""
+    files = _leaf_files(path, ctx)
     with closing(files):
         for file in files:
-            read_rows = _ROW_READERS.get(file.suffix)
-            if read_rows is not None:
+            handler = handlers.get(file.suffix)
+            if handler is not None:
                 _check_size(file, ctx.limits)
-                with closing(read_rows(file, ctx)) as table:
-                    sample.extend(row for _line, row in islice(table, rows))
-    return infer_fields(sample, given)
+                yield file, handler
 
 
 def infer_fields(
