@@ -385,81 +385,98 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------- tables
 
 
+def _table(title: str, columns: list[str], rows: list[list[object]]) -> list[str]:
+    """A markdown table under its ``###`` title, followed by a blank line."""
+    return [
+        f"### {title}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(map(str, row)) + " |" for row in rows),
+        "",
+    ]
+
+
 def markdown(report: dict) -> str:
     lines = [f"Run {report['started']} to {report['finished']}; machine: {report['machine']}", ""]
     builds = report.get("sample_build", {})
     if builds:
-        lines += [
-            "### Sample build, fresh interpreter to searchable (s)",
-            "",
-            "| side | backend | round | wall | in process | CPU | first progress | longest gap |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for side, rounds in builds.items():
-            for name, row in rounds.items():
-                lines.append(
-                    f"| {side} | {row['backend']} | {name} | {row['wall_s']:.1f} | "
-                    f"{row['in_process_s']:.1f} | {row.get('cpu_s', '')} | "
-                    f"{row['first_event_s']} | {row['longest_silence_s']} |"
-                )
-        lines.append("")
+        lines += _table(
+            "Sample build, fresh interpreter to searchable (s)",
+            [
+                "side",
+                "backend",
+                "round",
+                "wall",
+                "in process",
+                "CPU",
+                "first progress",
+                "longest gap",
+            ],
+            [
+                [
+                    side,
+                    row["backend"],
+                    name,
+                    f"{row['wall_s']:.1f}",
+                    f"{row['in_process_s']:.1f}",
+                    row.get("cpu_s", ""),
+                    row["first_event_s"],
+                    row["longest_silence_s"],
+                ]
+                for side, rounds in builds.items()
+                for name, row in rounds.items()
+            ],
+        )
     for load in ("idle", "busy"):
         rows = {k: v[load] for k, v in report.get("queries", {}).items() if load in v}
         if not rows:
             continue
-        lines += [
-            f"### Query latency in the app, embedding included, {load} machine "
-            f"(p50 / p99 ms; embedding p50)",
-            "",
-            "| collection | side | backend | " + " | ".join(MODES) + " |",
-            "|---|---|---|" + "---|" * len(MODES),
-        ]
-        for key, row in rows.items():
-            name, side = key.split(" ")
-            cells = [
-                f"{row[m]['end_to_end']['p50_ms']:.1f} / {row[m]['end_to_end']['p99_ms']:.1f}"
-                f" (embed {row[m]['embed']['p50_ms']:.1f})"
-                for m in MODES
-            ]
-            lines.append(
-                f"| {name} ({row['chunks']:,} chunks) | {side} | {row['backend']} | "
-                + " | ".join(cells)
-                + " |"
-            )
-        lines.append("")
+        lines += _table(
+            f"Query latency in the app, embedding included, {load} machine "
+            "(p50 / p99 ms; embedding p50)",
+            ["collection", "side", "backend", *MODES],
+            [
+                [f"{key.split(' ')[0]} ({row['chunks']:,} chunks)", key.split(" ")[1]]
+                + [row["backend"]]
+                + [
+                    f"{row[m]['end_to_end']['p50_ms']:.1f} / {row[m]['end_to_end']['p99_ms']:.1f}"
+                    f" (embed {row[m]['embed']['p50_ms']:.1f})"
+                    for m in MODES
+                ]
+                for key, row in rows.items()
+            ],
+        )
     torch_rows = report.get("torch_threads", {})
     if torch_rows:
-        lines += [
-            "### One short query on PyTorch (sentence-transformers), by threads (p50 ms)",
-            "",
-            "| setting | idle: wall | idle: CPU | busy: wall | busy: CPU |",
-            "|---|---|---|---|---|",
-        ]
-        for key, row in torch_rows.items():
-            cells = [
-                f"{row[load][kind]['p50_ms']:.1f}"
-                for load in ("idle", "busy")
-                for kind in ("wall", "cpu")
-                if load in row
-            ]
-            lines.append(f"| {key} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _table(
+            "One short query on PyTorch (sentence-transformers), by threads (p50 ms)",
+            ["setting", "idle: wall", "idle: CPU", "busy: wall", "busy: CPU"],
+            [
+                [key]
+                + [
+                    f"{row[load][kind]['p50_ms']:.1f}"
+                    for load in ("idle", "busy")
+                    for kind in ("wall", "cpu")
+                    if load in row
+                ]
+                for key, row in torch_rows.items()
+            ],
+        )
     cli = report.get("cli_search", {})
     if cli:
-        lines += [
-            "### Cold `search-explorer search`, wall time (median, min-max s)",
-            "",
-            "| collection | side | " + " | ".join(MODES) + " |",
-            "|---|---|" + "---|" * len(MODES),
-        ]
-        for key, row in cli.items():
-            name, side = key.split(" ")
-            cells = [
-                f"{row[m]['median_s']:.2f} ({row[m]['min_s']:.2f}-{row[m]['max_s']:.2f})"
-                for m in MODES
-            ]
-            lines.append(f"| {name} | {side} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _table(
+            "Cold `search-explorer search`, wall time (median, min-max s)",
+            ["collection", "side", *MODES],
+            [
+                key.split(" ")
+                + [
+                    f"{row[m]['median_s']:.2f} ({row[m]['min_s']:.2f}-{row[m]['max_s']:.2f})"
+                    for m in MODES
+                ]
+                for key, row in cli.items()
+            ],
+        )
     return "\n".join(lines)
 
 
