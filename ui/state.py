@@ -508,6 +508,12 @@ class Answer:
     embedding: QueryEmbedding | None
 
 
+def _forget_oldest(kept: dict[str, Any], limit: int) -> None:
+    """Drop the entries first put in until ``kept`` holds at most ``limit`` (dicts keep order)."""
+    while len(kept) > limit:
+        kept.pop(next(iter(kept)))
+
+
 def answer(collection: Collection, query: str, params: SearchParams) -> Answer:
     """Search, reusing this session's answer when the same search was just made.
 
@@ -533,8 +539,7 @@ def answer(collection: Collection, query: str, params: SearchParams) -> Answer:
         collection.name, replace(response, timings=logged), embedded=embed_ms is not None
     )
     kept[key] = Answer(response, False, embedding)
-    while len(kept) > _KEPT_RESPONSES:
-        kept.pop(next(iter(kept)))
+    _forget_oldest(kept, _KEPT_RESPONSES)
     return kept[key]
 
 
@@ -567,8 +572,7 @@ def _query_vector(collection: Collection, query: str) -> tuple[np.ndarray, Query
     vector = embedder.embed_query(query)
     ms = (time.perf_counter() - tick) * 1000
     kept[key] = (vector, ms)
-    while len(kept) > _KEPT_RESPONSES:
-        kept.pop(next(iter(kept)))
+    _forget_oldest(kept, _KEPT_RESPONSES)
     return vector, QueryEmbedding(ms, cached=False)
 
 
@@ -729,8 +733,7 @@ def runs(
     with _RUNS_LOCK:
         kept.update({keys[name]: run for name, run in made.items()})
         found = {name: made.get(name) or kept[keys[name]] for name in configs}
-        while len(kept) > _KEPT_RUNS:
-            kept.pop(next(iter(kept)))
+        _forget_oldest(kept, _KEPT_RUNS)
     return {name: {q: dict(docs) for q, docs in run.items()} for name, run in found.items()}
 
 
