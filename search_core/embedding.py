@@ -37,7 +37,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import cache, partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -426,25 +426,54 @@ class OnnxBackend(EmbeddingBackend):
 
     def load(self, path: Path) -> OnnxEncoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        import onnxruntime as ort
-
         file, meta = _onnx_cached(path, self.variant)
-        options = ort.SessionOptions()
-        # One thread a run, so no thread pool waits on a busy core: OnnxEncoder runs a query
-        # alone and a batch's texts side by side on _threads() threads.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            # From the path (checked by _onnx_cached): 0.2 s faster than from bytes in memory.
-            session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own kinds; report one clear error
-            raise ModelError(f"cannot load the ONNX model {file}: {exc}") from exc
+        cores = _threads()
+        # A query runs alone on every core; a batch's texts run side by side, one core each,
+        # on a second session made when the first batch comes (OnnxEncoder).
+        session = onnx_session(file, threads=cores)
+        batch_session = partial(onnx_session, file, threads=1) if cores > 1 else None
         tokenizer = model_tokenizer(path)
         length = _max_seq_length(path, lambda: tokenizer)
-        return OnnxEncoder(session, tokenizer, length, int(meta["dim"]), workers=_threads())
+        return OnnxEncoder(
+            session,
+            tokenizer,
+            length,
+            int(meta["dim"]),
+            workers=cores,
+            batch_session=batch_session,
+        )
+
+
+def onnx_session(file: Path, threads: int) -> Any:
+    """An ONNX Runtime session of an exported model, on ``threads`` intra-op threads.
+
+    Threads waiting for work sleep instead of spinning: on cores that other processes keep
+    busy, a spinning thread takes the core from the thread it waits for. With two other
+    processes spinning on this 2-core machine, a short query took 11 ms on two sleeping
+    threads, against 22 ms on one thread and 21-23 ms on two spinning ones (BENCHMARKS.md).
+    The vectors are the same to the bit whatever the number of threads.
+
+    Args:
+        file: the ``.onnx`` file (checked by :func:`onnx_model_file`).
+        threads: intra-op threads.
+
+    Raises:
+        ModelError: ONNX Runtime cannot load the file.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        # From the path (checked by _onnx_cached): 0.2 s faster than from bytes in memory.
+        return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own kinds; report one clear error
+        raise ModelError(f"cannot load the ONNX model {file}: {exc}") from exc
 
 
 EMBEDDING_BACKENDS: dict[str, EmbeddingBackend] = {
@@ -672,8 +701,10 @@ class OnnxEncoder:
 
         v = sum_t(mask_t * h_t) / max(sum_t(mask_t), 1e-9)
 
-    Each text runs alone, a batch of one, so there is no padding at all, and ``workers`` texts
-    run at once on single-threaded sessions (longest first, so the threads finish together).
+    Each text runs alone, a batch of one, so there is no padding at all. A single text (a query)
+    runs on ``session``, which may use every core; the texts of a batch run ``workers`` at once
+    on ``batch_session``, a single-threaded session (longest first, so the threads finish
+    together).
     On this 2-core machine that embedded 400-600 cranfield texts 2-3 times faster than
     length-sorted, padded batches of 32-64 on a 2-thread session. It also makes a text's vector
     independent of its batch-mates: with int8 weights ONNX Runtime quantizes activations with
@@ -686,13 +717,23 @@ class OnnxEncoder:
         tokenizer: the model's Hugging Face tokenizer.
         max_seq_length: longest input in tokens, special tokens included.
         dim: vector dimension.
-        workers: texts encoded at once (threads); the session should be single-threaded.
+        workers: texts of a batch encoded at once (threads).
+        batch_session: the single-threaded session of a batch's texts, or a function making it
+            (called once, at the first batch); None runs batches on ``session``.
     """
 
     def __init__(
-        self, session: Any, tokenizer: Any, max_seq_length: int, dim: int, workers: int = 1
+        self,
+        session: Any,
+        tokenizer: Any,
+        max_seq_length: int,
+        dim: int,
+        workers: int = 1,
+        batch_session: Any | Callable[[], Any] | None = None,
     ) -> None:
         self.session = session
+        self._batch_session = batch_session
+        self._batch_lock = threading.Lock()
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.dim = dim
@@ -723,15 +764,25 @@ class OnnxEncoder:
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         if len(texts) == 1 or self.workers == 1:
             for i in order:
-                vectors[i] = self._run([encoded[i]])[0]
+                vectors[i] = self._run(self.session, [encoded[i]])[0]
             return vectors
+        session = self.batch_session()
         with ThreadPoolExecutor(self.workers) as pool:
-            results = pool.map(lambda i: self._run([encoded[i]])[0], order)
+            results = pool.map(lambda i: self._run(session, [encoded[i]])[0], order)
             for i, vector in zip(order, results, strict=True):
                 vectors[i] = vector
         return vectors
 
-    def _run(self, batch: list[list[int]]) -> np.ndarray:
+    def batch_session(self) -> Any:
+        """The session a batch's texts run on (made at the first call when given as a function)."""
+        with self._batch_lock:
+            if self._batch_session is None:
+                self._batch_session = self.session
+            elif callable(self._batch_session):
+                self._batch_session = self._batch_session()
+            return self._batch_session
+
+    def _run(self, session: Any, batch: list[list[int]]) -> np.ndarray:
         width = max(len(ids) for ids in batch)
         input_ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -740,7 +791,7 @@ class OnnxEncoder:
             mask[row, : len(ids)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         feeds["token_type_ids"] = np.zeros_like(input_ids)  # one text per input: segment 0
-        hidden = self.session.run(None, {name: feeds[name] for name in self._inputs})[0]
+        hidden = session.run(None, {name: feeds[name] for name in self._inputs})[0]
         weights = mask[:, :, None].astype(np.float32)
         summed = (hidden * weights).sum(axis=1)
         return summed / np.maximum(weights.sum(axis=1), 1e-9)
@@ -908,7 +959,8 @@ def _export_onnx(folder: Path) -> tuple[bytes, int]:
     encoder = OnnxEncoder(session, tokenizer, _max_seq_length(folder, lambda: tokenizer), dim)
     alone = normalize_rows(encoder.encode(texts))
     ids = tokenizer(texts, truncation=True, return_attention_mask=False)["input_ids"]
-    padded = normalize_rows(encoder._run(ids))  # batch and length axes other than the trace's
+    # batch and length axes other than the trace's
+    padded = normalize_rows(encoder._run(session, ids))
     cosine = float(min(np.min(np.sum(v * reference, axis=1)) for v in (alone, padded)))
     if cosine < _EXPORT_MIN_COSINE:
         raise ModelError(

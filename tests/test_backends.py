@@ -135,6 +135,35 @@ def test_a_cached_export_is_loaded_without_hashing_or_exporting_it_again(
     assert hashed == []  # neither the 90 MB export nor the 90 MB weights
 
 
+@pytest.mark.parametrize("backend", ["onnx-fp32", "onnx-int8"])
+def test_an_onnx_query_runs_on_every_core_and_a_batch_one_text_a_core(
+    backend: str, texts, monkeypatch
+) -> None:
+    # Under load one thread a query took 22 ms against 11 ms on every core (BENCHMARKS.md);
+    # threads that wait sleep, for spinning ones take the busy cores from the working one.
+    made: list[int] = []
+    real = embedding.onnx_session
+
+    def counted(file: Path, threads: int):
+        made.append(threads)
+        return real(file, threads)
+
+    monkeypatch.setattr(embedding, "_threads", lambda: 2)
+    monkeypatch.setattr(embedding, "onnx_session", counted)
+    encoder = EMBEDDING_BACKENDS[backend].load(shared_embedder(backend=backend).path)
+    assert made == [2]  # the query session only: the app never pays for the batch one
+    options = encoder.session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    queries = encoder.encode(texts[:12])  # a batch: the single-threaded session, made now
+    assert made == [2, 1]
+    assert encoder.batch_session().get_session_options().intra_op_num_threads == 1
+    for text, vector in zip(texts[:12], queries, strict=True):
+        assert np.array_equal(encoder.encode([text])[0], vector)  # the same, to the bit
+    encoder.encode(texts[:3])
+    assert made == [2, 1]  # made once
+
+
 def test_the_model_cache_is_its_own_setting(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv(MODEL_CACHE_ENV)
     monkeypatch.setenv("SEARCH_EXPLORER_CACHE", str(tmp_path / "cache"))
