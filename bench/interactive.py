@@ -10,8 +10,9 @@ side with its own collections home and caches (``SEARCH_EXPLORER_HOME``,
    run it, from a fresh interpreter to a searchable collection (the process's wall time),
    with each side's default backend. "first" is the first build on the machine (for main
    it includes exporting the model to ONNX), "again" a build in a new home whose model
-   cache is kept. The progress callback's events give the time to the first event and the
-   longest time without one.
+   cache is kept, "no pack" (main only) a build of a copy of the sample without the vector
+   pack it ships (``sample_data/.vectors``), so every chunk is embedded. The progress
+   callback's events give the time to the first event and the longest time without one.
 2. **Query latency in the app**: what the Search page does per query: embed it with the
    collection's model (loaded beforehand, as the app keeps it), then ``run_search`` with the
    vector; per mode, embedding included, on the sample collection (its 84 queries) and on a
@@ -97,6 +98,7 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
         "backend": collection.manifest["model"].get("backend", "torch"),
         "chunks": len(collection.chunks),
         "build_seconds": collection.manifest["build_seconds"],
+        "vectors_from_pack": collection.manifest.get("vector_pack", {}).get("used", 0),
     }
 
 
@@ -246,17 +248,28 @@ def busy_cores(count: int) -> Iterator[None]:
 
 
 def measure_builds(sides: list[Side], report: dict) -> None:
+    """The sample built three ways: on a machine without the model's ONNX export yet (first),
+    again with it (again), and, on sides whose sample carries a vector pack, from a copy
+    without the pack, embedding every chunk (no pack)."""
     rows = report.setdefault("sample_build", {})
-    for round_name in ("first", "again"):
+    for round_name in ("first", "again", "no pack"):
         for side in sides:
+            source = side.repo / SAMPLE
+            if round_name == "no pack":
+                if not (source / ".vectors").is_dir():
+                    continue
+                copy = side.folder / "sample-without-pack"
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".vectors"))
+                source = copy
             for sub in ("home", "cache") + (("models",) if round_name == "first" else ()):
                 shutil.rmtree(side.folder / sub, ignore_errors=True)
-            source = str(side.repo / SAMPLE)
             load = os.getloadavg()[0]
-            seconds, row = side.worker("build", side.env(), "--name", "sample", "--source", source)
+            options = ("--name", "sample", "--source", str(source))
+            seconds, row = side.worker("build", side.env(), *options)
             row |= {"wall_s": round(seconds, 2), "load_before": round(load, 2)}
             rows.setdefault(side.name, {})[round_name] = row
-            log(f"sample build {round_name:5} {side.name:8} {row}")
+            log(f"sample build {round_name:7} {side.name:8} {row}")
 
 
 def measure_torch_sample(side: Side, report: dict) -> None:

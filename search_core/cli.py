@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from functools import partial
+from pathlib import Path
 from typing import Any, TextIO
 
 from .chunking import ChunkingConfig
@@ -131,6 +132,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 "counts": counts,
                 "index": index,
                 "seconds": seconds,
+                "vector_pack": collection.manifest.get("vector_pack"),
                 "fields": chosen
                 | {
                     "metadata": list(inferred.metadata),
@@ -150,6 +152,24 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"{counts['pages_without_text']} PDF pages had no text layer")
     if index.get("fallback_reason"):
         print(f"note: {index['fallback_reason']}")
+    pack = collection.manifest.get("vector_pack")
+    if pack and pack.get("problem"):
+        print(f"note: the vector pack was not used: {pack['problem']}")
+    elif pack:
+        print(f"{pack['used']} of {counts['chunks']} chunk vectors came from {pack['file']}")
+    return 0
+
+
+def cmd_pack_vectors(args: argparse.Namespace) -> int:
+    from .collection import open_collection
+    from .vector_pack import pack_collection
+
+    collection = open_collection(args.name, args.home)
+    folder = args.folder or collection.manifest["source"]["path"]
+    if not Path(folder).is_dir():
+        raise ValueError(f"{folder}: not a folder; a vector pack goes with a corpus folder")
+    file = pack_collection(collection, folder)
+    print(f"wrote the vectors of {len(collection.chunks)} chunks to {file}")
     return 0
 
 
@@ -464,6 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "pack-vectors",
+        help="store a collection's vectors with its corpus folder, so rebuilding it embeds nothing",
+    )
+    p.add_argument("name")
+    p.add_argument("folder", nargs="?", help="the corpus folder (default: the collection's source)")
+    p.set_defaults(func=cmd_pack_vectors)
 
     p = sub.add_parser("delete", help="delete a collection")
     p.add_argument("name")

@@ -46,6 +46,7 @@ from .embedding import (
     model_fingerprint,
     resolve_model,
     shared_embedder,
+    text_sha256,
 )
 from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
 from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
@@ -353,6 +354,7 @@ def build_collection(
     probe_texts = _probe_texts(texts)
     cache = embedding_cache(home)
     try:
+        pack = _use_vector_pack(source, embedder, texts, cache)
         report("embed", 0, len(texts))
         embeddings = embedder.embed(texts, cache=cache, progress=lambda d, t: report("embed", d, t))
         probe_vectors = embedder.embed(probe_texts, cache=cache)
@@ -390,6 +392,7 @@ def build_collection(
             "normalized": True,
         },
         REFERENCE_KEY: reference,
+        **({"vector_pack": pack} if pack else {}),
         "chunking": options.chunking.to_dict(),
         "index": vector_index.describe(),
         "bm25": {"engine": "bm25s", "k1": options.bm25_k1, "b": options.bm25_b},
@@ -421,6 +424,36 @@ def build_collection(
     return Collection(
         name, folder, manifest, documents, chunks, embeddings, vector_index, lexical, embedder
     )
+
+
+def _use_vector_pack(
+    source: str | Path | IngestReport, embedder: Embedder, texts: list[str], cache: EmbeddingCache
+) -> dict[str, Any]:
+    """Put the vectors a corpus folder carries (:mod:`.vector_pack`) into the embedding cache.
+
+    Returns:
+        What the manifest records: the pack file and the vectors taken from it, or why it was
+        not used (made by another model, damaged); empty when the source carries no pack.
+    """
+    from .ingest import IngestReport
+    from .vector_pack import PACK_FOLDER, read_vector_pack
+
+    if isinstance(source, IngestReport) or not Path(source).is_dir():
+        return {}
+    file = str(Path(source) / PACK_FOLDER / f"{embedder.backend}.json")
+    try:
+        pack = read_vector_pack(source, embedder.backend)
+    except InputError as exc:
+        return {"file": file, "used": 0, "problem": str(exc)}
+    if pack is None:
+        return {}
+    if pack.fingerprint != embedder.fingerprint:
+        problem = f"made by another model (fingerprint {pack.fingerprint[:12]})"
+        return {"file": file, "used": 0, "problem": problem}
+    wanted = {text_sha256(text) for text in texts}
+    known = {key: vector for key, vector in pack.by_key().items() if key in wanted}
+    cache.put_many(embedder.fingerprint, known)
+    return {"file": file, "used": len(known)}
 
 
 def _fields_dict(fields: FieldMap | None) -> dict[str, Any] | None:
