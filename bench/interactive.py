@@ -21,14 +21,17 @@ side with its own collections home and caches (``SEARCH_EXPLORER_HOME``,
    a build or a test run beside the app. The 100k collection has the passages of
    ``common.synthetic_passages`` and random unit vectors (a text's vector seeded by its
    sha256, so both sides index the same vectors); queries are embedded by the real model.
-3. **Cold command-line search**: ``search-explorer search sample QUERY --mode M`` in a new
+3. **First comparison** (``--only compare``): the Relevance lab's "Run and compare" of the
+   three default configurations on the sample's 84 queries, in a fresh process whose
+   collection is open and model loaded, three times per side.
+4. **Cold command-line search**: ``search-explorer search sample QUERY --mode M`` in a new
    interpreter, wall time, ``--repeat`` times per mode (files in the OS cache after the
    first run; that is the usual case).
 
 Each side runs with the bytecode of its modules cached (``PYTHONPYCACHEPREFIX``, warmed up
 before anything is timed), as in any installation: this machine sets
 ``PYTHONDONTWRITEBYTECODE``, which would add the compiling of every module to each command.
-A fourth part (``--only threads``) shows why PyTorch collapses on busy cores: one short
+A fifth part (``--only threads``) shows why PyTorch collapses on busy cores: one short
 query on sentence-transformers by intra-op threads and OpenMP wait policy, wall and CPU time.
 
 Results go to ``--out`` (markdown tables) and ``--json``. Needs ``../shared/data``.
@@ -45,6 +48,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -58,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_WORKDIR, ROOT, machine, percentiles, read_jsonl
 
 MODES = ("vector", "bm25", "hybrid")
-PARTS = ("build", "queries", "cli", "threads")
+PARTS = ("build", "queries", "cli", "compare", "threads")
 SAMPLE = "sample_data"
 ENTRY = "import sys; from search_core.cli import main; sys.exit(main())"
 """What the installed ``search-explorer`` script runs."""
@@ -183,7 +187,46 @@ def worker_threads(args: argparse.Namespace) -> dict[str, Any]:
     return {"wall_s": walls, "cpu_s": cpus}
 
 
+def worker_compare(args: argparse.Namespace) -> dict[str, Any]:
+    """The Relevance lab's first comparison of the three default configurations.
+
+    The collection is open and its model loaded (the user comes from the Search page); what
+    is timed is what "Run and compare" does: run the sample's 84 queries with each
+    configuration, score and keep each run, and compare them, in a process that has not
+    compared anything yet.
+    """
+    from search_core.collection import BuildOptions, build_collection, open_collection
+    from search_core.errors import CollectionError
+    from search_core.evaluation import load_qrels, load_queries
+    from search_core.lab import compare, evaluate, save_snapshot
+    from search_core.search import SearchParams
+
+    try:
+        collection = open_collection(args.name)
+    except CollectionError:
+        collection = build_collection(args.name, args.source, BuildOptions())
+    collection.embedder.load()
+    queries = load_queries(Path(args.source) / "queries.jsonl").queries
+    qrels = load_qrels(Path(args.source) / "qrels" / "test.tsv")
+    configs = {f"default-{m}": SearchParams(mode=m) for m in ("hybrid", "vector", "bm25")}
+    start = time.perf_counter()
+    try:  # main embeds each query once for every configuration
+        from search_core.evaluation import run_configurations
+
+        runs = run_configurations(collection, queries, configs)
+    except ImportError:  # the baseline runs each configuration on its own
+        from search_core.evaluation import run_queries
+
+        runs = {name: run_queries(collection, queries, p) for name, p in configs.items()}
+    for name, run in runs.items():
+        scored = evaluate(qrels, run, 10, queries=queries)
+        save_snapshot(collection, name, run, scored, configs[name])
+    compare(qrels, runs, k=10, queries=queries)
+    return {"seconds": round(time.perf_counter() - start, 2), "queries": len(queries)}
+
+
 WORKERS = {
+    "compare": worker_compare,
     "build": worker_build,
     "synthetic": worker_synthetic,
     "query": worker_query,
@@ -373,6 +416,16 @@ def measure_cli(sides: list[Side], repeat: int, report: dict) -> None:
             log(f"cli {mode} {name} {side.name} {rows[f'{name} {side.name}'][mode]}")
 
 
+def measure_compare(sides: list[Side], repeat: int, report: dict) -> None:
+    rows = report.setdefault("compare", {})
+    for _ in range(repeat):
+        for side in sides:
+            source = str(side.repo / SAMPLE)
+            wall, row = side.worker("compare", side.env(), "--name", "sample", "--source", source)
+            rows.setdefault(side.name, []).append(row["seconds"])
+            log(f"first comparison {side.name:8} {row['seconds']} s (process {wall:.1f} s)")
+
+
 def shared_queries() -> Path:
     """The cranfield and msmarco-5k queries, in one JSONL file."""
     from common import real_queries
@@ -490,6 +543,16 @@ def markdown(report: dict) -> str:
                 for key, row in cli.items()
             ],
         )
+    compared = report.get("compare", {})
+    if compared:
+        lines += _table(
+            "First comparison of the three default configurations, 84 queries (s)",
+            ["side", "median", "min-max"],
+            [
+                [side, f"{statistics.median(t):.2f}", f"{min(t):.2f}-{max(t):.2f}"]
+                for side, t in compared.items()
+            ],
+        )
     return "\n".join(lines)
 
 
@@ -541,6 +604,8 @@ def main() -> None:
         measure_queries(sides, sides[1], args.queries, args.rounds, args.load, report)
     if "cli" in args.only:
         measure_cli(sides, args.repeat, report)
+    if "compare" in args.only:
+        measure_compare(sides, 3, report)
     if "threads" in args.only:
         diagnose_torch(sides[1], args.queries, args.rounds, args.load, report)
     report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
