@@ -75,7 +75,8 @@ def test_a_packed_folder_is_built_again_without_embedding_its_chunks(
     encoded.clear()
     again = build_collection("b", corpus, BuildOptions(), embedder=embedder)
     assert not set(again.indexed_texts()) & set(encoded)
-    assert np.array_equal(again.embeddings, first.embeddings)
+    # the pack holds normalized vectors, normalized once more on the way in: at most a last bit
+    assert np.allclose(again.embeddings, first.embeddings, rtol=0, atol=1e-6)
     assert again.manifest["vector_pack"]["used"] == len(again.chunks)
     assert len(again.documents) == len(first.documents)  # the hidden pack is no document
 
