@@ -436,11 +436,11 @@ def _use_vector_pack(
         not used (made by another model, damaged); empty when the source carries no pack.
     """
     from .ingest import IngestReport
-    from .vector_pack import PACK_FOLDER, read_vector_pack
+    from .vector_pack import pack_files, read_vector_pack
 
     if isinstance(source, IngestReport) or not Path(source).is_dir():
         return {}
-    file = str(Path(source) / PACK_FOLDER / f"{embedder.backend}.json")
+    file = str(pack_files(source, embedder.backend)[0])
     try:
         pack = read_vector_pack(source, embedder.backend)
     except InputError as exc:

@@ -58,6 +58,12 @@ class VectorPack:
         return dict(zip(self.keys, self.vectors, strict=True))
 
 
+def pack_files(folder: str | Path, backend: str) -> tuple[Path, Path]:
+    """The JSON record and the ``.npy`` vectors of a corpus folder's pack for ``backend``."""
+    base = Path(folder) / PACK_FOLDER
+    return base / f"{backend}.json", base / f"{backend}.npy"
+
+
 def pack_checksum(fingerprint: str, keys: tuple[str, ...] | list[str], data: bytes) -> str:
     """sha256 binding a pack's vector bytes to its model fingerprint and its text keys."""
     head = json.dumps([fingerprint, list(keys)], separators=(",", ":")).encode("ascii")
@@ -90,7 +96,7 @@ def write_vector_pack(
         keys.setdefault(text_sha256(text), row)  # a repeated text has one vector
     array = array[list(keys.values())]
     data = npy_bytes(array)
-    target = Path(folder) / PACK_FOLDER
+    record_file, data_file = pack_files(folder, backend)
     record = {
         "format": PACK_FORMAT,
         "fingerprint": fingerprint,
@@ -99,9 +105,9 @@ def write_vector_pack(
         "keys": list(keys),
         "sha256": pack_checksum(fingerprint, list(keys), data),
     }
-    atomic_write(target / f"{backend}.npy", data)
-    atomic_write(target / f"{backend}.json", json.dumps(record, indent=1).encode("utf-8"))
-    return target / f"{backend}.json"
+    atomic_write(data_file, data)
+    atomic_write(record_file, json.dumps(record, indent=1).encode("utf-8"))
+    return record_file
 
 
 def pack_collection(collection: Collection, folder: str | Path) -> Path:
@@ -139,8 +145,7 @@ def read_vector_pack(folder: str | Path, backend: str) -> VectorPack | None:
     Raises:
         InputError: the pack is damaged, edited, too large or not a pack (naming the file).
     """
-    base = Path(folder) / PACK_FOLDER
-    record_file, data_file = base / f"{backend}.json", base / f"{backend}.npy"
+    record_file, data_file = pack_files(folder, backend)
     if not record_file.is_file() and not data_file.exists():
         return None
     for file in (record_file, data_file):

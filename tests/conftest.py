@@ -31,6 +31,20 @@ def embedder():
 
 
 @pytest.fixture
+def encoded(embedder, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the session's model encodes during the test (after the cache is consulted)."""
+    seen: list[str] = []
+    real = embedder._encode
+
+    def spy(texts: list[str]):
+        seen.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "_encode", spy)
+    return seen
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private collections home for one test."""
     folder = tmp_path / "collections"

@@ -110,16 +110,8 @@ def test_missing_model_folder(tmp_path: Path) -> None:
         Embedder(tmp_path / "nowhere")
 
 
-def test_cache_never_embeds_the_same_text_twice(tmp_path: Path, embedder, monkeypatch) -> None:
+def test_cache_never_embeds_the_same_text_twice(tmp_path: Path, embedder, encoded) -> None:
     cache = EmbeddingCache(tmp_path / "cache.sqlite")
-    encoded: list[str] = []
-    original = embedder._encode
-
-    def counting(texts: list[str]) -> np.ndarray:
-        encoded.extend(texts)
-        return original(texts)
-
-    monkeypatch.setattr(embedder, "_encode", counting)
     progress: list[tuple[int, int]] = []
     first = embedder.embed(
         ["alpha text", "beta text", "alpha text"],

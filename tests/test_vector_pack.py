@@ -45,20 +45,6 @@ def corpus(tmp_path: Path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture
-def encoded(embedder, monkeypatch) -> list[str]:
-    """Every text the model encodes from now on."""
-    seen: list[str] = []
-    real = embedder._encode
-
-    def spy(texts: list[str]) -> np.ndarray:
-        seen.extend(texts)
-        return real(texts)
-
-    monkeypatch.setattr(embedder, "_encode", spy)
-    return seen
-
-
 def _fresh_cache(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SEARCH_EXPLORER_CACHE", str(tmp_path / f"cache-{uuid.uuid4().hex}"))
 
