@@ -42,6 +42,7 @@ from .embedding import (
     Embedder,
     EmbeddingCache,
     embedding_backend,
+    manifest_backend,
     manifest_embedder,
     model_fingerprint,
     resolve_model,
@@ -679,7 +680,7 @@ def _load(
             if embedder is not None
             else model_fingerprint(
                 resolve_model(manifest["model"]["name"])[1],
-                str(manifest["model"].get("backend", "torch")),
+                manifest_backend(manifest["model"]),
             )
         )
         if current != stored:
@@ -740,7 +741,7 @@ def _info(name: str, manifest: dict[str, Any]) -> CollectionInfo:
         model=str(manifest["model"]["name"]),
         fingerprint=str(manifest["model"]["fingerprint"]),
         source=str(manifest["source"]["path"]),
-        backend=str(manifest["model"].get("backend", "torch")),
+        backend=manifest_backend(manifest["model"]),
     )
 
 

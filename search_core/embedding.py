@@ -1191,9 +1191,14 @@ def shared_embedder(model: str | Path | None = None, backend: str = "torch") -> 
         return _SHARED[key]
 
 
-def manifest_embedder(model: Mapping[str, Any]) -> Embedder:
-    """The shared Embedder a collection manifest's ``model`` entry names (model and backend).
+def manifest_backend(model: Mapping[str, Any]) -> str:
+    """The backend a collection manifest's ``model`` entry names.
 
     Manifests written before backends existed have no ``backend``: they were built with torch.
     """
-    return shared_embedder(model["name"], str(model.get("backend", "torch")))
+    return str(model.get("backend", "torch"))
+
+
+def manifest_embedder(model: Mapping[str, Any]) -> Embedder:
+    """The shared Embedder a collection manifest's ``model`` entry names (model and backend)."""
+    return shared_embedder(model["name"], manifest_backend(model))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embedding import text_sha256
+from .embedding import manifest_backend, text_sha256
 from .errors import InputError
 from .storage import atomic_write, npy_bytes, npy_load, sha256_bytes
 
@@ -128,7 +128,7 @@ def pack_collection(collection: Collection, folder: str | Path) -> Path:
         collection.indexed_texts(),
         collection.embeddings,
         model["fingerprint"],
-        model.get("backend", "torch"),
+        manifest_backend(model),
     )
 
 
