@@ -15,7 +15,7 @@ import streamlit as st
 from search_core.judgments import GRADE_LABELS, JudgmentStore
 from search_core.lab import save_config
 from search_core.search import SearchParams
-from search_core.settings import DEFAULT_RRF_K, DEFAULT_THRESHOLD
+from search_core.settings import DEFAULT_LEXICAL_MARGIN, DEFAULT_RRF_K, DEFAULT_THRESHOLD
 from search_core.types import Hit
 from search_core.vector_index import default_params
 from ui import display, state
@@ -111,14 +111,16 @@ SCORE_CAPTIONS = {
         "Cosine similarity to the query of the {n} candidates the vector and BM25 searches "
         "found. The minimum similarity (red line) filters the vector side only: vector "
         "candidates left of it are dropped, and with none right of it the answer is empty; "
-        "what BM25 finds is kept whatever its similarity (a hollow diamond marks such a "
-        "result left of it). The row below marks the results shown."
+        "what BM25 finds is kept whatever its similarity, unless a BM25 floor is set in the "
+        "settings (a hollow diamond marks such a result left of the line). The row below "
+        "marks the results shown."
     ),
     "all": (
         "Cosine similarity to the query of the {n} candidates the vector and BM25 searches "
         "found (vector mode considers only the vector ones). Vector mode drops those left of "
         "the red line; hybrid drops only its vector candidates there: what BM25 finds is "
-        "kept whatever its similarity (a hollow diamond marks such a result left of it). "
+        "kept whatever its similarity, unless a BM25 floor is set in the settings (a hollow "
+        "diamond marks such a result left of the line). "
         "BM25 mode ignores the minimum similarity and has no similarity to place: it does not "
         "embed the query."
     ),
@@ -155,8 +157,8 @@ threshold = right.slider(
     0.01,
     key="search_threshold",
     help="Vector mode drops results less similar than this to the query. Hybrid drops only "
-    "vector candidates under it (what BM25 finds is kept) and answers nothing when no vector "
-    "candidate reaches it. BM25 ignores it.",
+    "vector candidates under it (what BM25 finds is kept, unless a BM25 floor is set in the "
+    "settings) and answers nothing when no vector candidate reaches it. BM25 ignores it.",
     persist_state="session",
 )
 
@@ -202,7 +204,24 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
     bm25_weight = columns[3].slider(
         "BM25 weight", 0.0, 2.0, 1.0, 0.05, key="search_bm25_weight", persist_state="session"
     )
-    collapse = st.toggle("One result per document", key="search_collapse", persist_state="session")
+    left, right = st.columns([3, 1])
+    lexical_margin = left.slider(
+        "BM25 floor: BM25 counts only above the minimum similarity plus (-2: no floor)",
+        -2.0,
+        1.0,
+        DEFAULT_LEXICAL_MARGIN,
+        0.05,
+        key="search_lexical_margin",
+        help="Hybrid: BM25 ranks a chunk only when its similarity to the query is at least the "
+        "minimum similarity plus this, unless chunks hold the query's identifiers (order ids, "
+        "CVE numbers), which BM25 then ranks freely. It keeps matches on common words out of "
+        "the results (on the sample, 0.2 lifts the paraphrase queries from 0.38 to 0.64 "
+        "nDCG@10). -2, the default, sets no floor.",
+        persist_state="session",
+    )
+    collapse = right.toggle(
+        "One result per document", key="search_collapse", persist_state="session"
+    )
 
 filters: dict[str, object] = {}
 fields = state.metadata_fields(collection)
@@ -254,6 +273,7 @@ try:
         ef_search=ef_search,
         filters=filters or None,
         collapse=collapse,
+        lexical_margin=lexical_margin,
     )
 except ValueError as exc:
     display.error(exc)

@@ -33,6 +33,11 @@ _SEGMENT_CHARS = 20_000
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
+MIN_CHUNK_SIZE = 8
+MAX_CHUNK_SIZE = 8192
+"""Chunk sizes, in tokens, a configuration accepts (8192: the longest sequence that current
+embedding models read). A size above the model's own limit is lowered to it when chunking."""
+
 
 @dataclass(frozen=True)
 class ChunkingConfig:
@@ -40,8 +45,14 @@ class ChunkingConfig:
 
     Attributes:
         method: ``"tokens"`` or ``"paragraphs"``.
-        size: the largest chunk, in tokens (lowered to what the model can read).
-        overlap: tokens shared by consecutive windows (``tokens`` method and long paragraphs).
+        size: the largest chunk, in tokens, from 8 to 8192 (lowered to what the model can
+            read).
+        overlap: tokens shared by consecutive windows (``tokens`` method and long paragraphs),
+            from 0 to half the size; lowered with the size when the model reads fewer tokens.
+
+    Raises:
+        ValueError: an unknown method, or a size or overlap that is not an integer in its
+            range (the message states the range).
     """
 
     method: str = "tokens"
@@ -49,18 +60,26 @@ class ChunkingConfig:
     overlap: int = DEFAULT_CHUNK_OVERLAP
 
     def __post_init__(self) -> None:
-        if self.method not in CHUNKERS:
+        if not isinstance(self.method, str) or self.method not in CHUNKERS:
             raise ValueError(f"unknown chunking method {self.method!r}; valid: {sorted(CHUNKERS)}")
-        if self.size < 8:
-            raise ValueError(f"chunk size must be at least 8 tokens, got {self.size}")
-        if not 0 <= self.overlap < self.size // 2 + 1:
+        if not _int_between(self.size, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE):
             raise ValueError(
-                f"chunk overlap must be between 0 and half the chunk size, got {self.overlap}"
+                f"chunk size must be an integer from {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} "
+                f"tokens, got {self.size!r}"
+            )
+        if not _int_between(self.overlap, 0, self.size // 2):
+            raise ValueError(
+                f"chunk overlap must be an integer from 0 to half the chunk size "
+                f"({self.size // 2} tokens), got {self.overlap!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for a manifest."""
         return asdict(self)
+
+
+def _int_between(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def indexed_text(title: str, text: str) -> str:
@@ -235,8 +254,11 @@ def chunk_document(
     title = index_title(tokenizer, document.title)
     title_tokens = len(token_spans(tokenizer, title)) if title else 0
     budget = chunk_budget(config, max_seq_length, special_tokens, title_tokens)
+    # The budget can be far below the configured size (a short model limit, a long title): the
+    # overlap shrinks with it, as windows that overlap by their whole length never advance.
+    overlap = min(config.overlap, budget // 2)
     spans = token_spans(tokenizer, document.text)
-    ranges = CHUNKERS[config.method](document.text, spans, budget, config.overlap)
+    ranges = CHUNKERS[config.method](document.text, spans, budget, overlap)
     return [
         Chunk(
             chunk_id=first_chunk_id + position,

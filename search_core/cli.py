@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from .settings import (
     DEFAULT_BACKEND,
     DEFAULT_CANDIDATES,
     DEFAULT_K,
+    DEFAULT_LEXICAL_MARGIN,
     DEFAULT_RRF_K,
     DEFAULT_THRESHOLD,
 )
@@ -88,9 +90,12 @@ def _parse_index_params(items: Sequence[str]) -> dict[str, int]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .collection import BuildOptions, build_collection
+    from .analysis import check_language
+    from .collection import BuildOptions, build_collection, check_can_build
     from .ingest import FieldMap, infer_source_fields
 
+    check_can_build(args.name, args.home)  # a home that cannot be written: say so before any work
+    check_language(args.language)  # an unknown language too, naming the valid ones
     given = FieldMap(
         text=args.text_field,
         title=args.title_field,
@@ -117,6 +122,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         model=args.model,
         backend=args.backend,
         fields=fields,
+        language=args.language,
     )
     collection = build_collection(
         args.name, args.source, options, home=args.home, progress=_progress()
@@ -131,8 +137,12 @@ def cmd_index(args: argparse.Namespace) -> int:
                 "name": collection.name,
                 "counts": counts,
                 "index": index,
+                "analyzer": collection.manifest["analyzer"],
+                "language_detection": collection.manifest.get("language_detection"),
                 "seconds": seconds,
                 "vector_pack": collection.manifest.get("vector_pack"),
+                "embedding_cache": collection.manifest.get("embedding_cache"),
+                "files_skipped": collection.manifest["source"]["files_skipped"],
                 "fields": chosen
                 | {
                     "metadata": list(inferred.metadata),
@@ -144,8 +154,19 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 0
     print(
         f"indexed {counts['documents']} documents as {counts['chunks']} chunks into "
-        f"collection {collection.name!r} ({index['kind']} index) in {seconds['total']:.1f} s"
+        f"collection {collection.name!r} ({index['kind']} index; BM25 analyzer: "
+        f"{collection.analyzer.describe()}) in {seconds['total']:.1f} s"
     )
+    detection = collection.manifest.get("language_detection")
+    if detection and detection.get("note"):
+        print(f"note: language: {detection['note']}; set one with --language")
+    if counts["files_skipped"]:  # by name and reason, the first ten (the manifest keeps more)
+        skipped = collection.manifest["source"]["files_skipped"][:10]
+        files = "file" if counts["files_skipped"] == 1 else "files"
+        print(f"skipped {counts['files_skipped']} {files} of the source:")
+        print("\n".join(f"  {name}: {reason}" for name, reason in skipped))
+        if counts["files_skipped"] > len(skipped):
+            print(f"  and {counts['files_skipped'] - len(skipped)} more")
     if counts["skipped_empty"]:
         print(f"skipped {counts['skipped_empty']} empty documents")
     if counts["pages_without_text"]:
@@ -157,6 +178,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"note: the vector pack was not used: {pack['problem']}")
     elif pack:
         print(f"{pack['used']} of {counts['chunks']} chunk vectors came from {pack['file']}")
+    cache = collection.manifest.get("embedding_cache")
+    if cache:
+        print(f"note: built without the on-disk embedding cache: {cache['problem']}")
     return 0
 
 
@@ -173,19 +197,23 @@ def cmd_pack_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .filters import merge_filters
+def _search_options(args: argparse.Namespace, collection: Any) -> dict[str, Any]:
+    """The search settings the command line gives, filters checked against the collection's
+    fields (so a malformed filter names them too)."""
+    from .filters import merge_filters, metadata_fields
 
+    fields = metadata_fields(d.metadata for d in collection.documents) if args.filter else None
     return {
         "threshold": args.threshold,
         "rrf_k": args.rrf_k,
+        "lexical_margin": args.lexical_margin,
         "vector_weight": args.vector_weight,
         "bm25_weight": args.bm25_weight,
         "candidates": args.candidates,
         "nprobe": args.nprobe,
         "ef_search": args.ef_search,
         "bm25_engine": args.bm25_engine,
-        "filters": merge_filters(args.filter) if args.filter else None,
+        "filters": merge_filters(args.filter, fields=fields) if args.filter else None,
     }
 
 
@@ -208,7 +236,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         if loading is not None:
             loading.result()  # the model's own error, if it has one
     response = search(
-        collection, args.query, args.mode, args.k, collapse=args.collapse, **_search_options(args)
+        collection,
+        args.query,
+        args.mode,
+        args.k,
+        collapse=args.collapse,
+        **_search_options(args, collection),
     )
     if args.json:
         _print_json(_response_dict(response))
@@ -323,7 +356,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bars = _progress()
     results = {}
     for mode in modes:
-        params = SearchParams(mode=mode, **_search_options(args))
+        params = SearchParams(mode=mode, **_search_options(args, collection))
         report = evaluate_collection(
             collection, query_set, qrels, params, progress=partial(bars, f"eval {mode}")
         )
@@ -399,6 +432,13 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rrf-k", type=float, default=DEFAULT_RRF_K, help="RRF constant (hybrid)")
     parser.add_argument(
+        "--lexical-margin",
+        type=float,
+        default=DEFAULT_LEXICAL_MARGIN,
+        help="hybrid: BM25 ranks only chunks whose cosine is at least the threshold plus this, "
+        f"unless the query's identifiers match (default {DEFAULT_LEXICAL_MARGIN}; -2: no floor)",
+    )
+    parser.add_argument(
         "--vector-weight", type=float, default=1.0, help="weight of the vector ranking"
     )
     parser.add_argument("--bm25-weight", type=float, default=1.0, help="weight of the BM25 ranking")
@@ -463,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--metadata-fields", default=None, help="comma-separated; default: all other fields"
     )
     p.add_argument("--delimiter", default=None, help="CSV delimiter (default from the extension)")
+    p.add_argument(
+        "--language",
+        default="auto",
+        help="BM25 analysis (stemmer, stopwords): auto (detect from the documents, the "
+        "default), none (no stemming or stopwords), or an ISO 639-1 code such as de, ru, zh",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
 
@@ -528,6 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (SearchExplorerError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # only the embedding cache is a database
+        print(f"error: the embedding cache cannot be used: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 On disk a collection is a folder under the collections home::
 
-    NAME/CURRENT                 {"version": "v-...", "manifest_sha256": "..."}, swapped atomically
+    NAME/CURRENT                 {"version": "v-...", "manifest_sha256": "...",
+                                  "pointer_sha256": "..."}, swapped atomically
     NAME/v-<time>-<random>/      one complete version
         manifest.json            settings, counts, model fingerprint, sha256 of every other file
         documents.parquet        documents with their metadata
@@ -15,6 +16,14 @@ On disk a collection is a folder under the collections home::
 A build writes a new version into a staging folder, renames it into place and only then swaps
 ``CURRENT``; until the swap, the previous version keeps answering, and a crash at any moment
 leaves either the old or the new version visible, never a half-written one.
+
+``CURRENT`` carries the sha256 of the manifest it points to and one of its own (``pointer_sha256``,
+over its other fields); pointers written by the first release have no checksum of their own and
+are read as they are (their manifest checksum still verifies what they point to), never
+rewritten by a reader: the next build writes the new form. Opening reads only plain files
+directly inside the version folder, each of the size and sha256 its manifest records (see
+:mod:`.storage`). A build or a delete refuses a collection folder that is a symbolic link, so
+neither changes anything outside the collections home.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .analysis import ENGLISH, Analyzer, check_language, choose_analyzer
 from .chunking import ChunkingConfig, chunk_documents, index_title, indexed_texts
 from .embedding import (
     Embedder,
@@ -59,13 +71,16 @@ from .storage import (
     json_load,
     npy_bytes,
     npy_load,
+    read_member,
+    read_small,
     read_verified,
     sha256_bytes,
+    unwritable_reason,
     write_files,
 )
 from .telemetry import REFERENCE_KEY, reference_record
 from .types import Chunk, Document, PageSpan
-from .vector_index import VectorIndex, build_vector_index
+from .vector_index import INDEX_PARAM_RANGES, VectorIndex, build_vector_index, check_index_param
 
 if TYPE_CHECKING:
     # ingest is imported when a build reads its source: PDF reading loads pypdf, fontTools and
@@ -75,6 +90,11 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
+POINTER_CHECKSUM = "pointer_sha256"
+_LEGACY_POINTER_KEYS = frozenset({"version", "manifest_sha256"})  # the first release's CURRENT
+_POINTER_LIMIT = 4096  # bytes; a pointer holds a version name and two checksums
+SKIPPED_KEPT = 200
+"""Skipped source files the manifest lists by name (the count covers them all)."""
 # fullmatch only: "$" would also match before a final newline.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -142,6 +162,9 @@ class BuildOptions:
         fields: which columns or fields hold the text, title, id and metadata.
         bm25_k1: BM25 term-frequency saturation.
         bm25_b: BM25 length normalization.
+        language: the BM25 analysis (stemmer, stopwords, tokenizer): ``"auto"`` detects the
+            corpus's language, ``"none"`` neither stems nor drops stopwords, an ISO 639-1
+            code (``"de"``) names it; see :mod:`.analysis`.
     """
 
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
@@ -152,9 +175,17 @@ class BuildOptions:
     fields: FieldMap | None = None
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
+    language: str = "auto"
 
     def __post_init__(self) -> None:
         embedding_backend(self.backend)  # ValueError naming the valid backends
+        check_language(self.language)  # ValueError naming the valid languages
+        # checked now, not after reading and embedding the whole source
+        for name, value in self.index_params.items():
+            if name not in INDEX_PARAM_RANGES:
+                valid = ", ".join(INDEX_PARAM_RANGES)
+                raise ValueError(f"unknown index parameter {name!r}; valid: {valid}")
+            check_index_param(name, value)
 
 
 @dataclass(frozen=True)
@@ -209,6 +240,11 @@ class Collection:
         self._lock = threading.Lock()
 
     @property
+    def analyzer(self) -> Analyzer:
+        """The BM25 analysis of documents and queries (from the manifest; English before)."""
+        return self.lexical.analyzer
+
+    @property
     def fingerprint(self) -> str:
         """Fingerprint of the model the collection was built with."""
         return str(self.manifest["model"]["fingerprint"])
@@ -227,7 +263,8 @@ class Collection:
     ) -> LexicalIndex:
         """The BM25 index of one engine and parameters; the stored one when they match.
 
-        Other engines or parameters are built in memory on first use and kept.
+        Other engines or parameters are built in memory on first use and kept; every one
+        analyzes texts with the collection's :attr:`analyzer`.
         """
         params = self.manifest["bm25"]
         k1 = float(params["k1"] if k1 is None else k1)
@@ -237,7 +274,9 @@ class Collection:
         key = (engine, k1, b)
         with self._lock:
             if key not in self._engines:
-                self._engines[key] = build_lexical_index(self.indexed_texts(), engine, k1=k1, b=b)
+                self._engines[key] = build_lexical_index(
+                    self.indexed_texts(), engine, k1=k1, b=b, analyzer=self.analyzer
+                )
             return self._engines[key]
 
     def indexed_texts(self) -> list[str]:
@@ -271,6 +310,52 @@ def embedding_cache(home: str | Path | None = None) -> EmbeddingCache:
     return EmbeddingCache(cache_folder(home) / "embeddings.sqlite")
 
 
+def check_can_build(name: str, home: str | Path | None = None) -> None:
+    """Refuse, before any work, a build whose result could not be saved.
+
+    Raises:
+        ValueError: invalid name.
+        CollectionError: the collection's folder is a symbolic link (a build would change
+            files outside the home), or it (or the home, while the collection does not exist
+            yet) cannot be written; the message names the folder.
+    """
+    root = collection_folder(name, home)
+    _refuse_link(root, "build")
+    problem = unwritable_reason(root)
+    if problem is not None:
+        raise CollectionError(
+            f"cannot build collection {name!r}: {problem}; "
+            "choose a collections home that can be written (--home or $SEARCH_EXPLORER_HOME)"
+        )
+
+
+def _refuse_link(root: Path, action: str) -> None:
+    if root.is_symlink():
+        raise CollectionError(
+            f"{root} is a symbolic link (to {os.readlink(root)}), not a collection folder of the "
+            f"home; {action} changes nothing outside the home: remove the link itself, or work "
+            "on the folder it points to as a home of its own"
+        )
+
+
+def _open_build_cache(home: str | Path | None) -> tuple[EmbeddingCache, dict[str, str]]:
+    """The on-disk embedding cache, or one in memory (with why) when that cannot be written.
+
+    A cache only saves time, so a folder that cannot be written costs a build its reuse of
+    earlier vectors, never the build itself.
+    """
+    folder = cache_folder(home)
+    problem = unwritable_reason(folder)
+    if problem is None:
+        try:
+            return embedding_cache(home), {}
+        except (OSError, sqlite3.Error) as exc:
+            problem = f"{folder / 'embeddings.sqlite'} cannot be used ({exc})"
+    # ":memory:" is SQLite's name for a private database that lives and dies with the build.
+    note = {"folder": str(folder), "problem": problem, "used": "in memory for this build only"}
+    return EmbeddingCache(":memory:"), note
+
+
 # --------------------------------------------------------------------------- build
 
 
@@ -302,10 +387,12 @@ def build_collection(
     Raises:
         InputError: the source cannot be read or holds no document with text.
         ValueError: invalid name or settings.
+        CollectionError: the collection could not be saved (checked before any work: see
+            :func:`check_can_build`).
     """
     from .ingest import IngestReport, read_source
 
-    validate_name(name)
+    check_can_build(name, home)
     options = options or BuildOptions()
     started = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -353,7 +440,7 @@ def build_collection(
 
     tick = time.perf_counter()
     probe_texts = _probe_texts(texts)
-    cache = embedding_cache(home)
+    cache, cache_note = _open_build_cache(home)
     try:
         pack = _use_vector_pack(source, embedder, texts, cache)
         report("embed", 0, len(texts))
@@ -369,7 +456,10 @@ def build_collection(
     report("index", 0, 2)
     vector_index = build_vector_index(embeddings, options.index_kind, **options.index_params)
     report("index", 1, 2)
-    lexical = build_lexical_index(texts, "bm25s", k1=options.bm25_k1, b=options.bm25_b)
+    analyzer, detection = choose_analyzer([d.text for d in documents], options.language)
+    lexical = build_lexical_index(
+        texts, "bm25s", k1=options.bm25_k1, b=options.bm25_b, analyzer=analyzer
+    )
     if not isinstance(lexical, Bm25sIndex):
         raise TypeError("the stored BM25 engine must be bm25s")
     report("index", 2, 2)
@@ -383,6 +473,8 @@ def build_collection(
             "path": source_label,
             "fields": _fields_dict(options.fields),
             "files_read": ingest.files_read,
+            # what the source held that was left out, by name and reason (the first ones)
+            "files_skipped": [list(entry) for entry in ingest.files_skipped[:SKIPPED_KEPT]],
         },
         "model": {
             "name": embedder.name,
@@ -394,13 +486,17 @@ def build_collection(
         },
         REFERENCE_KEY: reference,
         **({"vector_pack": pack} if pack else {}),
+        **({"embedding_cache": cache_note} if cache_note else {}),
         "chunking": options.chunking.to_dict(),
         "index": vector_index.describe(),
         "bm25": {"engine": "bm25s", "k1": options.bm25_k1, "b": options.bm25_b},
+        "analyzer": analyzer.to_dict(),
+        **({"language_detection": detection.to_dict()} if detection else {}),
         "counts": {
             "documents": len(documents),
             "chunks": len(chunks),
             "skipped_empty": ingest.skipped_empty,
+            "files_skipped": len(ingest.files_skipped),
             "pages_without_text": len(ingest.pages_without_text),
         },
         # titles are cut to what fits in a chunk; only the few that were cut are recorded
@@ -491,8 +587,7 @@ def _save_version(
         final = root / version
         os.replace(staging, final)
         fsync_dir(root)
-        pointer = {"version": version, "manifest_sha256": sha256_bytes(manifest_data)}
-        atomic_write(root / CURRENT_FILE, json_bytes(pointer))
+        atomic_write(root / CURRENT_FILE, pointer_bytes(version, manifest_data))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -500,13 +595,24 @@ def _save_version(
     return final
 
 
+def pointer_bytes(version: str, manifest_data: bytes) -> bytes:
+    """The content of ``CURRENT`` naming ``version``: the manifest's sha256 and its own."""
+    pointer = {"version": version, "manifest_sha256": sha256_bytes(manifest_data)}
+    return json_bytes({**pointer, POINTER_CHECKSUM: sha256_bytes(json_bytes(pointer))})
+
+
 def _remove_old_versions(root: Path, keep: str) -> None:
     stale_after = time.time() - 6 * 3600
     for child in root.iterdir():
-        if not child.is_dir() or child.name == keep:
+        try:
+            info = child.lstat()
+        except OSError:
+            continue
+        # a link is never followed: removing what it points to could reach outside the home
+        if not stat.S_ISDIR(info.st_mode) or child.name == keep:
             continue
         old_version = child.name.startswith("v-")
-        stale_staging = child.name.startswith(".staging-") and child.stat().st_mtime < stale_after
+        stale_staging = child.name.startswith(".staging-") and info.st_mtime < stale_after
         if old_version or stale_staging:
             shutil.rmtree(child, ignore_errors=True)
 
@@ -606,8 +712,8 @@ def read_manifest(name: str, home: str | Path | None = None) -> tuple[Path, dict
 
 def _read_pointer(name: str, pointer_path: Path, home: str | Path | None) -> bytes:
     try:
-        return pointer_path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return read_small(pointer_path, _POINTER_LIMIT)
+    except (FileNotFoundError, NotADirectoryError):
         available = [info.name for info in list_collections(home)]
         raise CollectionError(
             f"no collection named {name!r}"
@@ -623,7 +729,22 @@ def _read_version_manifest(
     pointer = json_load(pointer_data, str(pointer_path))
     if not isinstance(pointer, dict) or not _NAME.fullmatch(str(pointer.get("version", ""))):
         raise IntegrityError(f"{pointer_path}: damaged pointer to the current version")
+    fields = {k: v for k, v in pointer.items() if k != POINTER_CHECKSUM}
+    if POINTER_CHECKSUM in pointer:
+        if pointer[POINTER_CHECKSUM] != sha256_bytes(json_bytes(fields)):
+            raise IntegrityError(
+                f"{pointer_path}: checksum mismatch; the pointer to the current version was "
+                "changed or damaged after it was written"
+            )
+    elif set(pointer) != _LEGACY_POINTER_KEYS:  # a damaged key must not pass for the old form
+        raise IntegrityError(f"{pointer_path}: damaged pointer to the current version")
     folder = root / str(pointer["version"])
+    try:
+        is_folder = stat.S_ISDIR(folder.lstat().st_mode)  # a link to a folder is not one
+    except OSError as exc:
+        raise IntegrityError(f"{folder}: cannot be read ({exc.strerror or exc})") from exc
+    if not is_folder:
+        raise IntegrityError(f"{folder}: not a plain folder; the pointer is not followed there")
     data = read_verified(folder / MANIFEST_FILE, str(pointer.get("manifest_sha256", "")))
     manifest = json_load(data, str(folder / MANIFEST_FILE))
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
@@ -631,6 +752,8 @@ def _read_version_manifest(
             f"{folder / MANIFEST_FILE}: unsupported format version "
             f"{manifest.get('format_version') if isinstance(manifest, dict) else None}"
         )
+    if not isinstance(manifest.get("files"), dict):
+        raise IntegrityError(f"{folder / MANIFEST_FILE}: no list of files")
     return folder, manifest
 
 
@@ -685,8 +808,7 @@ def _load(
         )
         if current != stored:
             raise FingerprintMismatchError(name, stored, current)
-    files = manifest.get("files", {})
-    data = {n: read_verified(folder / n, str(meta["sha256"])) for n, meta in files.items()}
+    data = {name: _read_listed(folder, manifest, name) for name in manifest["files"]}
     try:
         documents = _documents_from(data["documents.parquet"], "documents.parquet")
         chunks = _chunks_from(data["chunks.parquet"], "chunks.parquet")
@@ -697,7 +819,9 @@ def _load(
             )
         except ValueError as exc:  # FAISS's message does not name the file
             raise ValueError(f"vector.faiss: {exc}") from exc
-        lexical = Bm25sIndex.from_files({n: b for n, b in data.items() if n.startswith("bm25_")})
+        lexical = Bm25sIndex.from_files(
+            {n: b for n, b in data.items() if n.startswith("bm25_")}, manifest_analyzer(manifest)
+        )
     except KeyError as exc:
         raise IntegrityError(f"{folder}: file {exc} is missing from the manifest") from exc
     except ValueError as exc:
@@ -715,16 +839,30 @@ def _load(
     )
 
 
+def manifest_analyzer(manifest: dict[str, Any]) -> Analyzer:
+    """The BM25 analyzer a manifest records; English for collections built before analyzers.
+
+    Raises:
+        ValueError: the recorded analyzer is not valid.
+    """
+    if "analyzer" not in manifest:
+        return ENGLISH
+    return Analyzer.from_dict(manifest["analyzer"])
+
+
+def _read_listed(folder: Path, manifest: dict[str, Any], name: str) -> bytes:
+    """A file the manifest lists: a plain file in ``folder``, of the recorded size and sha256."""
+    meta = manifest["files"].get(name)
+    if not isinstance(meta, dict):
+        raise IntegrityError(f"{folder}: file {name!r} is missing from the manifest")
+    return read_member(folder, name, meta.get("sha256"), meta.get("bytes"))
+
+
 def load_probes(collection: Collection) -> tuple[list[str], np.ndarray]:
     """The probe texts and the vectors stored for them at build time (checksums verified)."""
-    files = collection.manifest["files"]
-    texts = json_load(
-        read_verified(collection.folder / "probes.json", files["probes.json"]["sha256"]),
-        "probes.json",
-    )
-    vectors = npy_load(
-        read_verified(collection.folder / "probes.npy", files["probes.npy"]["sha256"]), "probes.npy"
-    )
+    folder, manifest = collection.folder, collection.manifest
+    texts = json_load(_read_listed(folder, manifest, "probes.json"), "probes.json")
+    vectors = npy_load(_read_listed(folder, manifest, "probes.npy"), "probes.npy")
     return list(texts), vectors
 
 
@@ -765,13 +903,25 @@ def list_collections(home: str | Path | None = None) -> list[CollectionInfo]:
 def delete_collection(name: str, home: str | Path | None = None) -> None:
     """Delete a collection: the pointer goes first, so it is never seen half-deleted.
 
+    Nothing outside the collections home is touched: a collection folder that is a symbolic
+    link is refused, and links inside the folder are removed, never followed.
+
     Raises:
-        CollectionError: no such collection.
+        CollectionError: no such collection, the folder is a symbolic link, or some of its
+            files could not be removed (the collection is gone from listings then).
     """
     root = collection_folder(name, home)
+    _refuse_link(root, "delete")
     pointer = root / CURRENT_FILE
     if not pointer.is_file():
         raise CollectionError(f"no collection named {name!r}")
     pointer.unlink()
     fsync_dir(root)
-    shutil.rmtree(root, ignore_errors=True)
+    left: list[str] = []
+    # rmtree removes a link inside the folder without following it (its fd-based walk)
+    shutil.rmtree(root, onerror=lambda _f, path, exc: left.append(f"{path} ({exc[1]})"))
+    if left and root.exists():
+        raise CollectionError(
+            f"collection {name!r} is deleted, but {len(left)} of its files could not be "
+            f"removed, first {left[0]}; remove {root} by hand"
+        )

@@ -248,6 +248,18 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def clean_text(text: str) -> str:
+    """``text`` as valid Unicode: each lone surrogate replaced by U+FFFD.
+
+    A command-line argument with a byte that is not UTF-8 (``$'\\xff notice'``) reaches Python
+    as a lone surrogate (``'\\udcff'``), and so can a ``\\ud800`` escape in JSON; tokenizers
+    refuse such text. A valid surrogate pair becomes the character it encodes.
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 class EmbeddingCache:
     """Vectors on disk keyed by (model fingerprint, sha256 of the text), in SQLite.
 
@@ -1165,7 +1177,7 @@ class Embedder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
-            texts,
+            [clean_text(text) for text in texts],  # tokenizers refuse lone surrogates
             batch_size=self.batch_size,
             show_progress_bar=False,
             convert_to_numpy=True,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import reprlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +29,14 @@ RunDict = dict[str, dict[str, float]]
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@100", "mrr@10", "precision@10")
 RUN_DEPTH = 100
 """Documents retrieved per query for evaluation (Recall@100 needs 100)."""
+
+MIN_GRADE = 0
+MAX_GRADE = 10
+"""Grades are whole numbers from ``MIN_GRADE`` to ``MAX_GRADE``: 0-3 in the app, 0-2 in
+BEIR's qrels, 1-4 in Cranfield's, with room to spare; anything else is a damaged file."""
+
+_GRADE_TEXT = re.compile(r"([+-]?)([0-9]+)(?:\.0+)?")
+_GRADE_RANGE = f"grades are whole numbers from {MIN_GRADE} to {MAX_GRADE}"
 
 
 @dataclass(frozen=True)
@@ -95,12 +105,65 @@ def load_queries(path: str | Path) -> QuerySet:
     return QuerySet(queries, tags)
 
 
+def parse_grade(text: str) -> int:
+    """Read a grade written in a file.
+
+    A grade is a whole number written in decimal digits, with an optional sign and optional
+    zeros after a decimal point (``"2"``, ``"+2"``, ``"2.0"``: each exactly 2). Fractions
+    (``"2.7"``), exponents (``"1e3"``), ``inf``, ``nan`` and words are refused, as are
+    numbers outside ``MIN_GRADE`` .. ``MAX_GRADE``.
+
+    Args:
+        text: the grade as written (surrounding whitespace is ignored).
+
+    Returns:
+        The grade.
+
+    Raises:
+        ValueError: the text is not such a number, or is out of range; the message states the
+            value and the range.
+    """
+    match = _GRADE_TEXT.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"grade {reprlib.repr(text)} is not a whole number; {_GRADE_RANGE}")
+    sign, digits = match.groups()
+    digits = digits.lstrip("0") or "0"
+    # A grade has at most two digits: longer ones are out of range without being converted
+    # (int() of thousands of digits is slow, and refused past 4300).
+    value = int(sign + digits) if len(digits) <= 2 else None
+    if value is None or not MIN_GRADE <= value <= MAX_GRADE:
+        raise ValueError(f"grade {reprlib.repr(text)} is out of range; {_GRADE_RANGE}")
+    return value
+
+
+def check_grade(value: object) -> int:
+    """Check a grade that is already a number (read from JSON, given by a caller).
+
+    Args:
+        value: the grade.
+
+    Returns:
+        The grade, as an int.
+
+    Raises:
+        ValueError: not an int (a bool, a float or a string is not), or out of
+            ``MIN_GRADE`` .. ``MAX_GRADE``; the message states the value and the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"grade {reprlib.repr(value)} is not a whole number; {_GRADE_RANGE}")
+    if not MIN_GRADE <= value <= MAX_GRADE:
+        raise ValueError(f"grade {reprlib.repr(value)} is out of range; {_GRADE_RANGE}")
+    return int(value)
+
+
 def load_qrels(path: str | Path) -> Qrels:
     """Read judgments: BEIR ``qrels/*.tsv`` (header ``query-id corpus-id score``) or TREC qrels
     (``qid iter docid grade``, whitespace separated).
 
     Raises:
-        InputError: a malformed line or a grade that is not an integer.
+        InputError: a malformed line, or a grade that is not a whole number from
+            ``MIN_GRADE`` to ``MAX_GRADE`` (see :func:`parse_grade`); the message names the
+            file, the line and the value.
     """
     path = Path(path)
     qrels: Qrels = {}
@@ -120,9 +183,9 @@ def load_qrels(path: str | Path) -> Qrels:
                 path, "expected 'query doc grade' (BEIR) or 'query iter doc grade' (TREC)", number
             )
         try:
-            value = int(float(grade))
-        except ValueError:
-            raise InputError(path, f"grade {grade!r} is not a number", number) from None
+            value = parse_grade(grade)
+        except ValueError as exc:
+            raise InputError(path, str(exc), number) from None
         qrels.setdefault(qid, {})[doc] = value
     return qrels
 

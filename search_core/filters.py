@@ -11,8 +11,10 @@ All conditions must hold. A document without the field never matches a condition
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,18 +30,72 @@ RANGE_OPERATORS: dict[str, Any] = {
     "lte": lambda value, bound: value <= bound,
 }
 
+EXPRESSION_FORMS = "field=value, field>=N, field<=N, field>N or field<N"
+"""The forms of a command-line filter, as error messages name them."""
+
+_SYMBOLS = ((">=", "gte"), ("<=", "lte"), (">", "gt"), ("<", "lt"))
+_LISTED_FIELDS = 40
+"""Fields named in an error message at most; a wide CSV can have hundreds."""
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def validate_filters(filters: Filters) -> None:
-    """Check a filter's shape.
+def _is_scalar(value: Any) -> bool:
+    """A value a metadata field can hold and a filter can compare with: finite if a number."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
+def metadata_fields(doc_metadata: Iterable[Metadata]) -> list[str]:
+    """The metadata fields of a collection: every field any document has, sorted."""
+    fields: set[str] = set()
+    for metadata in doc_metadata:
+        fields.update(metadata)
+    return sorted(fields)
+
+
+def valid_fields_text(fields: Collection[str]) -> str:
+    """``valid fields: a, b, c`` for an error message, or that there are none."""
+    if not fields:
+        return "this collection has no metadata fields to filter on"
+    names = sorted(fields)
+    shown = ", ".join(names[:_LISTED_FIELDS])
+    more = len(names) - _LISTED_FIELDS
+    return f"valid fields: {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def _unknown_field(field: str, fields: Collection[str]) -> str:
+    close = difflib.get_close_matches(field, list(fields), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown filter field {field!r}{hint}; {valid_fields_text(fields)}"
+
+
+def validate_filters(filters: Filters, fields: Collection[str] | None = None) -> None:
+    """Check a filter's shape and, when the valid fields are known, its field names.
+
+    Args:
+        filters: the filters.
+        fields: the metadata fields of the collection searched (:func:`metadata_fields`);
+            None to check the shape only.
 
     Raises:
-        ValueError: an unknown range operator, a non-numeric bound, or an empty condition.
+        ValueError: filters that are not a mapping, a field that is not a name or not one of
+            ``fields`` (the message names the valid ones), an unknown range operator, a bound
+            that is not a finite number, an empty condition, or a value that is not a scalar.
     """
+    if not isinstance(filters, Mapping):
+        raise ValueError(
+            f"filters must map a metadata field to a condition, got a {type(filters).__name__}"
+        )
     for field, condition in filters.items():
+        if not isinstance(field, str) or not field.strip():
+            where = "" if fields is None else f"; {valid_fields_text(fields)}"
+            raise ValueError(f"filter field {field!r} is not a field name{where}")
+        if fields is not None and field not in fields:
+            raise ValueError(_unknown_field(field, fields))
         if isinstance(condition, Mapping):
             if not condition:
                 raise ValueError(f"filter on {field!r} is an empty range")
@@ -49,10 +105,25 @@ def validate_filters(filters: Filters) -> None:
                         f"filter on {field!r}: unknown operator {op!r}; "
                         f"valid: {sorted(RANGE_OPERATORS)}"
                     )
-                if not _is_number(bound):
-                    raise ValueError(f"filter on {field!r}: bound of {op!r} must be a number")
-        elif isinstance(condition, list | tuple) and not condition:
-            raise ValueError(f"filter on {field!r} lists no values")
+                if not _is_number(bound) or not _is_scalar(bound):
+                    raise ValueError(
+                        f"filter on {field!r}: bound of {op!r} must be a finite number, "
+                        f"got {bound!r}"
+                    )
+        elif isinstance(condition, list | tuple):
+            if not condition:
+                raise ValueError(f"filter on {field!r} lists no values")
+            for value in condition:
+                if not _is_scalar(value):
+                    raise ValueError(
+                        f"filter on {field!r}: {value!r} is not a string, a finite number, "
+                        "true, false or null"
+                    )
+        elif not _is_scalar(condition):
+            raise ValueError(
+                f"filter on {field!r}: {condition!r} is not a string, a finite number, true, "
+                "false or null, a list of them, or a range"
+            )
 
 
 def matches(metadata: Metadata, filters: Filters) -> bool:
@@ -88,52 +159,100 @@ def chunk_mask(
 
     Returns:
         The mask, or None when there is nothing to filter.
+
+    Raises:
+        ValueError: an invalid filter, or one on a field no document has: a misspelt field
+            would otherwise match nothing and look like an empty answer (the message names
+            the valid fields).
     """
     if not filters:
         return None
-    validate_filters(filters)
+    validate_filters(filters, metadata_fields(doc_metadata))
     doc_ok = np.fromiter(
         (matches(m, filters) for m in doc_metadata), dtype=bool, count=len(doc_metadata)
     )
     return doc_ok[chunk_doc_index]
 
 
-def parse_filter_expression(expression: str) -> tuple[str, Any]:
+def parse_filter_expression(
+    expression: str, fields: Collection[str] | None = None
+) -> tuple[str, Any]:
     """Parse one command-line filter: ``field=value``, ``field>=3``, ``field<9.5`` ...
 
-    Values are read as JSON where possible (numbers, true/false), else as strings.
+    Values are read as JSON where possible (numbers, true/false, null, ``"quoted text"``),
+    else as strings.
+
+    Args:
+        expression: the filter as typed.
+        fields: the metadata fields of the collection, when known: an unknown field is then
+            refused here, and every error names the valid fields.
 
     Raises:
-        ValueError: the expression has no operator.
+        ValueError: the expression is malformed (no operator, no field name, no value, a
+            range without a finite number) or names an unknown field.
     """
-    for symbol, op in ((">=", "gte"), ("<=", "lte"), (">", "gt"), ("<", "lt")):
-        if symbol in expression:
-            field, raw = expression.split(symbol, 1)
-            value = _json_scalar(raw.strip())
-            if not _is_number(value):
-                raise ValueError(f"filter {expression!r}: {symbol} needs a number")
-            return field.strip(), {op: value}
-    if "=" in expression:
-        field, raw = expression.split("=", 1)
-        return field.strip(), _json_scalar(raw.strip())
-    raise ValueError(
-        f"filter {expression!r}: expected field=value, field>=N, field<=N, field>N or field<N"
-    )
+    parsed = _parse(expression)
+    if isinstance(parsed, str):
+        where = "" if fields is None else f"; {valid_fields_text(fields)}"
+        raise ValueError(f"filter {expression!r}: {parsed}; expected {EXPRESSION_FORMS}{where}")
+    field, _ = parsed
+    if fields is not None and field not in fields:
+        raise ValueError(f"filter {expression!r}: {_unknown_field(field, fields)}")
+    return parsed
+
+
+def _parse(expression: str) -> tuple[str, Any] | str:
+    """The field and condition of an expression, or what is wrong with it."""
+    symbol, op = next(((sym, op) for sym, op in _SYMBOLS if sym in expression), ("=", ""))
+    if symbol not in expression:
+        return "no operator"
+    field, raw = (part.strip() for part in expression.split(symbol, 1))
+    if not field:
+        return "no field name"
+    if any(c in field for c in "<>=!"):
+        return f"field name {field!r} holds an operator"
+    value = _json_scalar(raw)
+    if op:
+        if not _is_number(value) or not _is_scalar(value):
+            return f"{symbol} needs a finite number"
+        return field, {op: value}
+    if not raw:
+        return "no value after '=' (write field=\"\" for an empty value)"
+    if raw.startswith("="):
+        return "use a single '=' for equality"
+    return field, value
 
 
 def _json_scalar(raw: str) -> MetadataValue:
+    # NaN and Infinity are not JSON: with them refused, "NaN" stays the text "NaN".
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
+        value = json.loads(raw, parse_constant=_refuse)
+    except ValueError:  # JSONDecodeError, or an integer of more than 4300 digits
+        return raw
+    if isinstance(value, float) and not math.isfinite(value):  # 1e999
         return raw
     return value if isinstance(value, str | int | float | bool) or value is None else raw
 
 
-def merge_filters(expressions: Sequence[str]) -> dict[str, Any]:
-    """Combine command-line filter expressions; ranges on one field are merged."""
+def _refuse(name: str) -> Any:
+    raise ValueError(name)
+
+
+def merge_filters(
+    expressions: Sequence[str], fields: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Combine command-line filter expressions; ranges on one field are merged.
+
+    Args:
+        expressions: the expressions, as :func:`parse_filter_expression` reads them.
+        fields: the collection's metadata fields, when known (see there).
+
+    Raises:
+        ValueError: a malformed expression or an unknown field.
+    """
     merged: dict[str, Any] = {}
     for expression in expressions:
-        field, condition = parse_filter_expression(expression)
+        field, condition = parse_filter_expression(expression, fields)
         if isinstance(condition, dict) and isinstance(merged.get(field), dict):
             merged[field] = {**merged[field], **condition}
         else:

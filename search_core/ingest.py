@@ -15,6 +15,11 @@ Conventions:
   ``<source without extension>:<row>``, where ``row`` is the 1-based position of the row among
   the file's records (the CSV header and blank lines are not counted): ``faq:3``,
   ``2024/data:17``.
+* Ids and sources made from file names are safe to print and to judge: control characters,
+  line breaks and whitespace at either end are percent-encoded as UTF-8 bytes (a zip entry
+  ``a\\nb.txt`` gives ``a%0Ab.txt``), and an id so changed that would equal another id gets the
+  first free suffix ``~2``, ``~3``... (the same source always gives the same ids). An id column
+  holding a control character or a line break is refused: such an id could never be judged.
 * Metadata holds scalars only. CSV cells that look like numbers become ``int`` or ``float`` (a
   number with a leading zero such as ``02139`` stays a string; so do numbers beyond 64 bits) and
   empty cells become ``None``. JSON values keep their types; JSON lists and objects are left out
@@ -41,7 +46,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import islice, pairwise
 from pathlib import Path, PurePosixPath
@@ -50,6 +55,7 @@ from typing import IO, Any, BinaryIO, TypeVar
 import pypdf
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
 
+from search_core.embedding import clean_text
 from search_core.errors import InputError
 from search_core.types import Document, MetadataValue, PageSpan
 
@@ -64,6 +70,7 @@ __all__ = [
     "Reader",
     "Record",
     "SourceFile",
+    "clean_name",
     "infer_fields",
     "infer_source_fields",
     "list_fields",
@@ -285,8 +292,8 @@ class ReadContext:
     pages_without_text: list[tuple[str, int]] = field(default_factory=list)
 
     def skip(self, name: str, reason: str) -> None:
-        """Record a file or folder left out of the source."""
-        self.files_skipped.append((name, reason))
+        """Record a file or folder left out of the source (its name made printable)."""
+        self.files_skipped.append((clean_name(name), reason))
 
     def count_file(self, name: str) -> None:
         """Count one more file of the source.
@@ -306,10 +313,13 @@ class Record:
     Attributes:
         document: the document, possibly with empty text (the caller skips and counts those).
         line: the 1-based line its row starts on, for row-based files; None otherwise.
+        id_cleaned: the id was made from a file name that had to be cleaned (see
+            `clean_name`); such an id takes a suffix if it would equal another id.
     """
 
     document: Document
     line: int | None = None
+    id_cleaned: bool = False
 
 
 Reader = Callable[[SourceFile, ReadContext], Iterator[Record]]
@@ -527,6 +537,7 @@ def _collect(
     ctx = ReadContext(fields or FieldMap(), limits or Limits())
     documents: list[Document] = []
     first_seen: dict[str, str] = {}
+    cleaned: list[int] = []  # positions of documents whose id was cleaned from a file name
     skipped_empty = 0
     records = _records(path, ctx)
     # closing() so that an early stop (preview) closes the files the generators hold open.
@@ -536,17 +547,28 @@ def _collect(
             if not document.text.strip():
                 skipped_empty += 1
                 continue
-            if document.doc_id in first_seen:
+            if record.id_cleaned:
+                cleaned.append(len(documents))
+            elif document.doc_id in first_seen:
                 raise InputError(
                     document.source,
                     f"duplicate id {document.doc_id!r}, first used in "
                     f"{first_seen[document.doc_id]}",
                     record.line,
                 )
-            first_seen[document.doc_id] = document.source
+            else:
+                first_seen[document.doc_id] = document.source
             documents.append(document)
             if max_documents is not None and len(documents) >= max_documents:
                 break
+    # Cleaned ids yield to every id taken as it is, so adding a file never renames another.
+    for position in cleaned:
+        document = documents[position]
+        doc_id, suffix = document.doc_id, 2
+        while doc_id in first_seen:
+            doc_id, suffix = f"{document.doc_id}~{suffix}", suffix + 1
+        first_seen[doc_id] = document.source
+        documents[position] = replace(document, doc_id=doc_id)
     return IngestReport(
         documents=tuple(documents),
         skipped_empty=skipped_empty,
@@ -645,6 +667,32 @@ def _walk(folder: Path, root: Path, ctx: ReadContext, depth: int) -> Iterator[So
         else:
             ctx.count_file(name)
             yield _disk_file(item, name)
+
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+"""Control characters (Unicode's Cc), line and paragraph separators, and lone surrogates (the
+undecodable bytes of a file name): what must not reach an id, a title or a printed line."""
+
+
+def _percent(char: str) -> str:
+    try:  # a file name's undecodable byte comes back as the byte it was
+        data = char.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = char.encode("utf-8", "surrogatepass")
+    return "".join(f"%{byte:02X}" for byte in data)
+
+
+def clean_name(name: str) -> str:
+    """A file name made safe to use as a document id or source: printable on one line.
+
+    Control characters, line breaks and lone surrogates anywhere, and whitespace at either end,
+    are percent-encoded as their UTF-8 bytes (``"a\\nb.txt"`` gives ``"a%0Ab.txt"``, ``" a.txt"``
+    gives ``"%20a.txt"``); every other name is returned as it is.
+    """
+    start = len(name) - len(name.lstrip())
+    end = start + len(name.strip())
+    body = _UNSAFE_CHARS.sub(lambda match: _percent(match.group()), name[start:end])
+    return "".join(map(_percent, name[:start])) + body + "".join(map(_percent, name[end:]))
 
 
 def _is_hidden(part: str) -> bool:
@@ -948,18 +996,17 @@ def _row_records(
     must exist) and whose cells are strings (so metadata cells are converted to numbers).
     """
     for row_number, (line, record) in enumerate(rows, 1):
-        document = _row_document(file, ctx.fields, line, row_number, record, from_csv)
-        yield Record(document, line)
+        yield _row_record(file, ctx.fields, line, row_number, record, from_csv)
 
 
-def _row_document(
+def _row_record(
     file: SourceFile,
     fields: FieldMap,
     line: int,
     row_number: int,
     record: Mapping[str, object],
     from_csv: bool,
-) -> Document:
+) -> Record:
     text_key = fields.text or "text"
     required = [text_key, fields.id]
     if from_csv:
@@ -974,29 +1021,40 @@ def _row_document(
             )
     id_key = fields.id or next((key for key in ("_id", "id") if key in record), None)
     title_key = fields.title or ("title" if "title" in record else None)
+    cleaned = False
     if id_key is None:
-        doc_id = f"{PurePosixPath(file.name).with_suffix('')}:{row_number}"
+        made = f"{PurePosixPath(file.name).with_suffix('')}:{row_number}"
+        doc_id = clean_name(made)
+        cleaned = doc_id != made
     else:
         doc_id = _as_text(file, line, id_key, record[id_key])
         if not doc_id.strip():
             raise InputError(file.name, f"empty id in {id_key!r}", line)
+        if _UNSAFE_CHARS.search(doc_id):
+            raise InputError(
+                file.name,
+                f"id {doc_id!r} in {id_key!r} holds a control character or a line break; "
+                "such an id could never be judged",
+                line,
+            )
     metadata_keys = fields.metadata
     if metadata_keys is None:
         metadata_keys = tuple(key for key in record if key not in {text_key, id_key, title_key})
-    return Document(
+    document = Document(
         doc_id=doc_id,
         text=_as_text(file, line, text_key, record[text_key]),
         title=_as_text(file, line, title_key, record.get(title_key)) if title_key else "",
         metadata=_metadata(record, metadata_keys, from_csv),
-        source=file.name,
+        source=clean_name(file.name),
     )
+    return Record(document, line, id_cleaned=cleaned)
 
 
 def _as_text(file: SourceFile, line: int, key: str, value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return clean_text(value)  # a "\\ud800" escape in JSON: no tokenizer takes it
     if isinstance(value, int | float):
         return str(value)
     raise InputError(file.name, f"{key!r} holds {_json_type(value)}, not text", line)
@@ -1034,7 +1092,7 @@ def _read_text(file: SourceFile, ctx: ReadContext) -> Iterator[Record]:
     with file.open() as stream:
         text = "".join(_text_lines(file, stream)).replace("\r\n", "\n")
     title = _markdown_title(text) if file.suffix == ".md" else None
-    yield Record(_file_document(file, text, title, {"file_type": file.suffix[1:]}))
+    yield _file_record(file, text, title, {"file_type": file.suffix[1:]})
 
 
 def _markdown_title(text: str) -> str | None:
@@ -1048,21 +1106,25 @@ def _markdown_title(text: str) -> str | None:
     return None
 
 
-def _file_document(
+def _file_record(
     file: SourceFile,
     text: str,
     title: str | None,
     metadata: dict[str, MetadataValue],
     pages: tuple[PageSpan, ...] = (),
-) -> Document:
-    return Document(
-        doc_id=file.name,
-        text=text,
-        title=(title or "").strip() or PurePosixPath(file.name).stem,
+) -> Record:
+    """The one document of a text, Markdown or PDF file, its id and source the cleaned name."""
+    name = clean_name(file.name)
+    stem = _UNSAFE_CHARS.sub(" ", PurePosixPath(file.name).stem)
+    document = Document(
+        doc_id=name,
+        text=clean_text(text),
+        title=clean_text((title or "").strip() or stem.strip()),
         metadata=metadata,
-        source=file.name,
+        source=name,
         pages=pages,
     )
+    return Record(document, id_cleaned=name != file.name)
 
 
 def _read_pdf(file: SourceFile, ctx: ReadContext) -> Iterator[Record]:
@@ -1075,7 +1137,7 @@ def _read_pdf(file: SourceFile, ctx: ReadContext) -> Iterator[Record]:
         (file.name, page) for page in range(1, len(page_texts) + 1) if page not in with_text
     )
     metadata: dict[str, MetadataValue] = {"file_type": "pdf", "page_count": len(page_texts)}
-    yield Record(_file_document(file, text, title, metadata, spans))
+    yield _file_record(file, text, title, metadata, spans)
 
 
 def _pdf_contents(file: SourceFile, data: bytes, limits: Limits) -> tuple[str | None, list[str]]:

@@ -5,28 +5,27 @@ re-indexing (a new version replaces ``v-*`` folders, never ``lab/``)::
 
     NAME/lab/judgments/SET.jsonl    the journal of one judgment set
 
-The journal is append-only. Each line is ``<sha256 of the JSON> <JSON record>``; a record adds
-or removes a query or a judgment. Every write appends whole lines, flushes and fsyncs before it
-returns, so a judgment is on disk the moment :meth:`JudgmentStore.judge` returns and a crash
-can lose at most the line being written. On loading, every line's checksum is verified: a torn
-last line (the one being written when the process died, so without its final newline) is
-dropped and cut off before the next append; any other damaged line, a complete last line
-included, raises :class:`IntegrityError`. :meth:`compact`
-rewrites the journal with only the live records, atomically (temporary file and rename).
+The journal (:mod:`.journal`) is append-only: a record adds or removes a query or a judgment,
+each line carries a hash chained to the line before, and a head file beside the journal records
+its length, so any line changed, deleted, moved, duplicated or cut off is reported, naming the
+line. Every write is one line, flushed and fsynced before it returns: a judgment is on disk the
+moment :meth:`JudgmentStore.judge` returns, and an import is all or nothing. A torn last line
+(being written when a process died) is dropped and cut off before the next append.
+:meth:`JudgmentStore.compact` rewrites the journal with only the live records, atomically.
+Journals of the first release are read and rewritten in the new format on first open.
 
-Several processes may share a set: appends hold an exclusive ``flock`` and first read what
+Several processes may share a set: writes hold an exclusive ``flock`` and first read what
 others appended, so every process sees every judgment.
 
-Grades are integers; the project's scale is 0 = not relevant, 1 = related, 2 = relevant,
-3 = perfect (``GRADE_LABELS``). Imported grades above 3 (Cranfield uses 1-4) are kept as they are.
+Grades are whole numbers; the project's scale is 0 = not relevant, 1 = related, 2 = relevant,
+3 = perfect (``GRADE_LABELS``). Imported grades up to ``MAX_GRADE`` (10; Cranfield uses 1-4) are
+kept as they are; anything else is refused with the file, the line and the value.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -36,13 +35,9 @@ from typing import Any
 
 from .collection import collection_folder, read_manifest, validate_name
 from .errors import InputError, IntegrityError
-from .evaluation import Qrels, QuerySet, load_qrels, load_queries
-from .storage import atomic_write, fsync_dir, sha256_bytes
-
-try:  # POSIX advisory locks; without them a set is safe within one process only.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from .evaluation import Qrels, QuerySet, check_grade, load_qrels, load_queries, parse_grade
+from .journal import Journal
+from .storage import atomic_write, sha256_bytes
 
 __all__ = [
     "DEFAULT_SET",
@@ -63,13 +58,10 @@ __all__ = [
     "to_trec_id",
 ]
 
-FORMAT_VERSION = 1
 DEFAULT_SET = "default"
 LAB_FOLDER = "lab"
 GRADE_LABELS: dict[int, str] = {0: "not relevant", 1: "related", 2: "relevant", 3: "perfect"}
 """The grading scale shown to judges."""
-
-_SCALE = ", ".join(f"{grade} = {label}" for grade, label in GRADE_LABELS.items())
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """A CSV cell starting with one of these is run as a formula by spreadsheet programs."""
@@ -163,12 +155,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _check_grade(grade: Any) -> int:
-    if isinstance(grade, bool) or not isinstance(grade, int) or grade < 0:
-        raise ValueError(f"a grade must be a non-negative integer ({_SCALE}), got {grade!r}")
-    return grade
-
-
 def _check_id(kind: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or value != value.strip():
         raise ValueError(
@@ -201,26 +187,6 @@ def from_trec_id(value: str) -> str:
     return value.replace("%25", "%")
 
 
-def _encode(record: Mapping[str, Any]) -> bytes:
-    payload = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    body = payload.encode("utf-8")
-    return sha256_bytes(body).encode("ascii") + b" " + body + b"\n"
-
-
-def _decode(line: bytes) -> dict[str, Any] | None:
-    """A journal line's record, or None when the line is damaged (bad checksum or JSON)."""
-    if not line.endswith(b"\n"):
-        return None
-    checksum, _, body = line[:-1].partition(b" ")
-    if len(checksum) != 64 or sha256_bytes(body).encode("ascii") != checksum:
-        return None
-    try:
-        record = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) and "op" in record else None
-
-
 # --------------------------------------------------------------------------- the store
 
 
@@ -238,16 +204,14 @@ class JudgmentStore:
         self._lock = threading.Lock()
         self._queries: dict[str, LabQuery] = {}
         self._judgments: dict[tuple[str, str], Judgment] = {}
-        self._lines = 0
-        self._offset = 0  # bytes of the journal already applied
-        self._inode: int | None = None
+        self._journal = Journal(path, self._header, self._apply, self._reset)
         with self._lock:
-            self._catch_up()
-            stale = self._lines - len(self._queries) - len(self._judgments) - 1
-            if stale >= _COMPACT_MIN_STALE and stale * 2 >= self._lines:
-                with self._locked_file():
-                    self._catch_up()
-                    self._compact_locked()
+            self._journal.refresh()
+            self._journal.upgrade()  # a first-release journal, where the folder is writable
+            lines = self._journal.lines
+            stale = lines - len(self._queries) - len(self._judgments) - 1
+            if stale >= _COMPACT_MIN_STALE and stale * 2 >= lines:
+                self._compact_locked()
 
     # ----------------------------------------------------------------- reading
 
@@ -255,20 +219,20 @@ class JudgmentStore:
     def queries(self) -> dict[str, LabQuery]:
         """The queries by id (a copy), in the order they were added."""
         with self._lock:
-            self._catch_up()
+            self._journal.refresh()
             return dict(self._queries)
 
     def judgments(self, query_id: str | None = None) -> list[Judgment]:
         """Every current judgment (the latest per query and document), or one query's."""
         with self._lock:
-            self._catch_up()
+            self._journal.refresh()
             found = self._judgments.values()
             return [j for j in found if query_id is None or j.query_id == query_id]
 
     def grade(self, query_id: str, doc_id: str) -> int | None:
         """The grade of one document for one query, or None when it is not judged."""
         with self._lock:
-            self._catch_up()
+            self._journal.refresh()
             found = self._judgments.get((query_id, doc_id))
             return None if found is None else found.grade
 
@@ -317,12 +281,12 @@ class JudgmentStore:
         judgment = Judgment(
             _check_id("query id", query_id),
             _check_id("document id", doc_id),
-            _check_grade(grade),
+            check_grade(grade),
             str(judge),
             at or _now(),
         )
         with self._lock:
-            self._catch_up()
+            self._journal.refresh()
             if query_id not in self._queries:
                 known = list(self._queries)[:10]
                 raise ValueError(
@@ -360,7 +324,7 @@ class JudgmentStore:
                 Judgment(
                     _check_id("query id", j.query_id),
                     _check_id("document id", j.doc_id),
-                    _check_grade(j.grade),
+                    check_grade(j.grade),
                     j.judge,
                     j.judged_at,
                 )
@@ -381,8 +345,7 @@ class JudgmentStore:
 
     def compact(self) -> None:
         """Rewrite the journal with only the current records, atomically."""
-        with self._lock, self._locked_file():
-            self._catch_up()
+        with self._lock:
             self._compact_locked()
 
     # ----------------------------------------------------------------- journal
@@ -396,29 +359,18 @@ class JudgmentStore:
     def _append(
         self, records: Sequence[Mapping[str, Any]], *, skip_unchanged: bool = False
     ) -> list[Mapping[str, Any]]:
-        """Append records; with ``skip_unchanged``, only those that change the set.
+        """Append records in one atomic write; with ``skip_unchanged``, only those that change
+        the set (decided under the file lock, against everything any process has written).
 
         Returns:
             The records written.
         """
-        if not records:
-            return []
-        with self._lock, self._locked_file() as handle:
-            self._catch_up()
-            # Decided under the file lock, against everything any process has written.
-            if skip_unchanged:
-                records = [record for record in records if not self._unchanged(record)]
-                if not records:
-                    return []
-            data = b"".join(_encode(record) for record in records)
-            # A torn line left by a crash is cut off, or the new line would be glued to it.
-            handle.truncate(self._offset)
-            handle.seek(self._offset)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            self._apply_bytes(data)
-        return list(records)
+        with self._lock:
+            keep = self._changes if skip_unchanged else None
+            return list(self._journal.append([dict(r) for r in records], keep))
+
+    def _changes(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [record for record in records if not self._unchanged(record)]
 
     def _unchanged(self, record: Mapping[str, Any]) -> bool:
         """Whether a query or judgment record would leave the set as it is."""
@@ -433,51 +385,9 @@ class JudgmentStore:
             return judgment is not None and judgment.grade == record["grade"]
         return False
 
-    def _locked_file(self) -> _LockedJournal:
-        return _LockedJournal(self)
-
-    def _catch_up(self) -> None:
-        """Apply whatever the journal holds beyond what was read (other writers, first load)."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            if self._inode is not None:
-                self._reset()
-            return
-        if stat.st_ino != self._inode:
-            self._reset()
-            self._inode = stat.st_ino
-        if stat.st_size <= self._offset:
-            return
-        with self.path.open("rb") as handle:
-            handle.seek(self._offset)
-            tail = handle.read()
-        self._apply_bytes(tail, verify_tail=True)
-
     def _reset(self) -> None:
         self._queries.clear()
         self._judgments.clear()
-        self._lines = 0
-        self._offset = 0
-        self._inode = None
-
-    def _apply_bytes(self, data: bytes, *, verify_tail: bool = False) -> None:
-        lines = data.splitlines(keepends=True)
-        for index, line in enumerate(lines):
-            record = _decode(line)
-            if record is None:
-                if verify_tail and index == len(lines) - 1 and not line.endswith(b"\n"):
-                    # The last line was being written when a process died: it never happened.
-                    # A complete line (newline and all) that fails its checksum was changed
-                    # after it was written, like any other damaged line.
-                    return
-                raise IntegrityError(
-                    f"{self.path}: line {self._lines + 1} is damaged (checksum mismatch); "
-                    "the journal was changed after it was written"
-                )
-            self._apply(record)
-            self._lines += 1
-            self._offset += len(line)
 
     def _apply(self, record: dict[str, Any]) -> None:
         op = record["op"]
@@ -498,65 +408,23 @@ class JudgmentStore:
             self._queries.pop(record["qid"], None)
             for key in [key for key in self._judgments if key[0] == record["qid"]]:
                 del self._judgments[key]
-        elif op != "header":
-            raise IntegrityError(f"{self.path}: unknown record {op!r} on line {self._lines + 1}")
+        else:
+            line = self._journal.lines + 1
+            raise IntegrityError(f"{self.path}: unknown record {op!r} on line {line}")
 
     def _compact_locked(self) -> None:
-        records: list[Mapping[str, Any]] = [self._header()]
-        records += [_query_record(q) for q in self._queries.values()]
-        records += [_judgment_record(j) for j in self._judgments.values()]
-        atomic_write(self.path, b"".join(_encode(r) for r in records))
-        self._reset()
-        self._catch_up()
+        self._journal.rewrite(self._live_records)
+
+    def _live_records(self) -> list[dict[str, Any]]:
+        records = [_query_record(q) for q in self._queries.values()]
+        return records + [_judgment_record(j) for j in self._judgments.values()]
 
     def _header(self) -> dict[str, Any]:
         return {
-            "op": "header",
-            "format": FORMAT_VERSION,
             "collection": self.collection,
             "set": self.set_name,
             "created_at": _now(),
         }
-
-
-class _LockedJournal:
-    """The journal opened for appending under an exclusive ``flock``.
-
-    A compaction replaces the file by rename; a writer that was waiting for the lock on the old
-    file would append to a file nobody reads, so after locking it checks that the file it holds
-    is still the journal, and reopens it when it is not.
-    """
-
-    def __init__(self, store: JudgmentStore) -> None:
-        self._store = store
-        self._handle: io.BufferedRandom | None = None
-
-    def __enter__(self) -> io.BufferedRandom:
-        path = self._store.path
-        while True:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            handle = os.fdopen(fd, "r+b")
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            handle.close()
-        if os.fstat(handle.fileno()).st_size == 0:  # new: checked under the lock
-            handle.write(_encode(self._store._header()))
-            handle.flush()
-            os.fsync(handle.fileno())
-            fsync_dir(path.parent)
-        self._handle = handle
-        return handle
-
-    def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.close()  # closing releases the flock
 
 
 def _query_record(query: LabQuery) -> dict[str, Any]:
@@ -706,7 +574,7 @@ def _import_csv(store: JudgmentStore, path: Path, judge: str) -> ImportReport:
             raise InputError(path, f"query {query_id!r} is new and has no text", number)
         grade_text = _cell(row, columns, "grade")
         try:
-            grade = _check_grade(int(grade_text) if grade_text.isdigit() else grade_text)
+            grade = parse_grade(grade_text)
             _check_id("document id", doc_id)
             _check_id("query id", query_id)
         except ValueError as exc:

@@ -1,10 +1,12 @@
-"""Lexical (BM25) retrieval: the tokenizer, the index engines and their registry.
+"""Lexical (BM25) retrieval: the index engines and their registry.
 
 Two engines share one interface, :class:`LexicalIndex`:
 
 * ``"bm25s"`` (:class:`Bm25sIndex`, the default): ``bm25s.BM25`` with the Lucene variant,
-  indexed on the output of :func:`tokenize`, scored from its sparse term-document matrix and
-  persisted as plain ``.npy`` and JSON files (no pickle).
+  indexed on the terms of the collection's :class:`~.analysis.Analyzer` (language, stemmer,
+  stopwords, tokenizer; English when none is given, see :func:`tokenize`), which also analyzes
+  every query; scored from its sparse term-document matrix and persisted as plain ``.npy`` and
+  JSON files (no pickle). The analyzer is stored in the collection's manifest, not here.
 * ``"okapi-reference"`` (:class:`OkapiReferenceIndex`): ``rank_bm25.BM25Okapi`` over
   whitespace tokens, the plain textbook recipe, kept so users can compare against it.
 
@@ -18,20 +20,16 @@ References:
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import math
-import re
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain, islice
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import Stemmer
+
+from .analysis import ENGLISH, JOINERS, STOPWORDS, Analyzer
 
 if TYPE_CHECKING:
     import rank_bm25
@@ -41,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINES",
+    "JOINERS",
+    "STOPWORDS",
     "Bm25sIndex",
     "LexicalIndex",
     "OkapiReferenceIndex",
@@ -56,42 +56,8 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def _bm25s_stopwords() -> tuple[str, ...]:
-    """bm25s's ``STOPWORDS_EN``, read from its module without running the bm25s package."""
-    module = sys.modules.get("bm25s.stopwords")
-    if module is None:
-        package = importlib.util.find_spec("bm25s")  # finds it; imports nothing
-        if package is None or not package.submodule_search_locations:
-            raise ImportError("bm25s is not installed")
-        path = Path(next(iter(package.submodule_search_locations))) / "stopwords.py"
-        spec = importlib.util.spec_from_file_location("bm25s.stopwords", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot read {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return tuple(module.STOPWORDS_EN)
-
-
-STOPWORDS: frozenset[str] = frozenset(_bm25s_stopwords())
-"""English stopwords dropped by :func:`tokenize` (bm25s's list)."""
-
-JOINERS = "-_./:#"
-"""Punctuation that joins word parts into one identifier (``ORD-58213``, ``v2.3.1``)."""
-
-# A word part is letters and digits (``_`` is a joiner, not part of a word); an apostrophe
-# inside a word is matched so that it can be dropped ("don't" -> "dont") instead of splitting.
-_PART = r"[^\W_]+(?:['’][^\W_]+)*"
-# A joiner only counts when a word part follows it, so "ends." stays the single word "ends".
-_TOKEN_RE = re.compile(rf"{_PART}(?:[{re.escape(JOINERS)}]+{_PART})*")
-_JOINER_RE = re.compile(rf"[{re.escape(JOINERS)}]+")
-_APOSTROPHES = str.maketrans("", "", "'’")
-
-_STEMMER = Stemmer.Stemmer("english")
-_BATCH_SIZE = 10_000
-
-
 def tokenize(text: str) -> list[str]:
-    """Split a text into the terms BM25 indexes and searches.
+    """Split a text into terms with the English analysis (:data:`.analysis.ENGLISH`).
 
     The text is lower-cased and split on anything that is not a letter or digit (unicode
     letters and numbers are kept). English stopwords are dropped and alphabetic words are
@@ -99,6 +65,7 @@ def tokenize(text: str) -> list[str]:
     ``-``, ``_``, ``.``, ``/``, ``:`` or ``#`` (``CVE-2024-1234``, ``v2.3.1``,
     ``SKU_BT_4471``), is emitted whole (lower-cased, not stemmed) followed by its parts,
     each treated as a word, so a document matches both the identifier and its pieces.
+    A collection's own analysis is its index's :attr:`Bm25sIndex.analyzer`.
 
     Args:
         text: the text to tokenize.
@@ -108,7 +75,7 @@ def tokenize(text: str) -> list[str]:
         ``["order", "id", "12345"]`` and ``"CVE-2024-1234"`` gives
         ``["cve-2024-1234", "cve", "2024", "1234"]``.
     """
-    return tokenize_many([text])[0]
+    return ENGLISH.tokenize(text)
 
 
 def tokenize_many(texts: Iterable[str]) -> list[list[str]]:
@@ -120,38 +87,7 @@ def tokenize_many(texts: Iterable[str]) -> list[list[str]]:
     Returns:
         One list of terms per text, in the order given.
     """
-    terms_of: dict[str, list[str]] = {}
-    result: list[list[str]] = []
-    remaining = iter(texts)
-    # Batches bound the memory held by raw regex matches; terms_of carries over between them.
-    while batch := list(islice(remaining, _BATCH_SIZE)):
-        doc_matches = [_TOKEN_RE.findall(text.lower()) for text in batch]
-        terms_of.update(_terms_of_matches(set().union(*doc_matches).difference(terms_of)))
-        result.extend([term for m in matches for term in terms_of[m]] for matches in doc_matches)
-    return result
-
-
-def _terms_of_matches(matches: Iterable[str]) -> dict[str, list[str]]:
-    """Map each distinct regex match to its terms, stemming all their words in one call."""
-    tokens = {
-        match: match if match.isalnum() else match.translate(_APOSTROPHES) for match in matches
-    }
-    words_of = {
-        match: [token] if token.isalnum() else _JOINER_RE.split(token)
-        for match, token in tokens.items()
-    }
-    # Stopwords map to "", alphabetic words to their stem, numbers and the like to themselves.
-    normal = {
-        word: "" if word in STOPWORDS else word for word in chain.from_iterable(words_of.values())
-    }
-    alphabetic = [word for word, term in normal.items() if term and word.isalpha()]
-    normal.update(zip(alphabetic, _STEMMER.stemWords(alphabetic), strict=True))
-    terms_of: dict[str, list[str]] = {}
-    for match, words in words_of.items():
-        terms = [normal[word] for word in words if normal[word]]
-        # An identifier is also kept whole, unstemmed, before its parts.
-        terms_of[match] = [tokens[match], *terms] if len(words) > 1 else terms
-    return terms_of
+    return ENGLISH.tokenize_many(texts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,13 +109,22 @@ class LexicalIndex(ABC):
 
     @classmethod
     @abstractmethod
-    def build(cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> LexicalIndex:
+    def build(
+        cls,
+        texts: Sequence[str],
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        analyzer: Analyzer = ENGLISH,
+    ) -> LexicalIndex:
         """Index the texts.
 
         Args:
             texts: the documents; document ``i`` gets id ``i``.
             k1: BM25 term-frequency saturation.
             b: BM25 document-length normalization.
+            analyzer: how texts and queries become terms (engines with a fixed recipe
+                ignore it).
 
         Returns:
             The index.
@@ -265,7 +210,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 
 class Bm25sIndex(LexicalIndex):
-    """BM25 (Lucene variant) with ``bm25s`` over :func:`tokenize` terms.
+    """BM25 (Lucene variant) with ``bm25s`` over the terms of an :class:`~.analysis.Analyzer`.
 
     The score of document d for query q is the sum over query terms t (a repeated query term
     counts again) of::
@@ -280,6 +225,8 @@ class Bm25sIndex(LexicalIndex):
     ``1 / (k1 + 1)`` and does not change the ranking. The per-term scores are computed once
     at indexing time and kept as a sparse term-by-document matrix (CSC arrays); a query adds
     up the columns of its terms. Query terms absent from the vocabulary are ignored.
+
+    Documents and queries are analyzed alike, by :attr:`analyzer`.
 
     Build with :meth:`build` (or :func:`build_lexical_index`); store with :meth:`to_files` and
     :meth:`from_files`.
@@ -297,6 +244,7 @@ class Bm25sIndex(LexicalIndex):
         size: int,
         k1: float,
         b: float,
+        analyzer: Analyzer = ENGLISH,
     ) -> None:
         """Wrap precomputed matrix arrays; use :meth:`build` or :meth:`from_files` instead.
 
@@ -308,6 +256,7 @@ class Bm25sIndex(LexicalIndex):
             size: the number of documents.
             k1: BM25 term-frequency saturation used to compute ``data``.
             b: BM25 length normalization used to compute ``data``.
+            analyzer: the analysis the vocabulary was made with; queries get the same.
 
         Raises:
             ValueError: if the arrays do not form a valid matrix of that size and vocabulary.
@@ -321,20 +270,29 @@ class Bm25sIndex(LexicalIndex):
         self.size = size
         self._k1 = float(k1)
         self._b = float(b)
+        self.analyzer = analyzer
 
     @classmethod
-    def build(cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> Bm25sIndex:
-        """Tokenize the texts with :func:`tokenize_many` and index them with ``bm25s.BM25``.
+    def build(
+        cls,
+        texts: Sequence[str],
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        analyzer: Analyzer = ENGLISH,
+    ) -> Bm25sIndex:
+        """Analyze the texts and index their terms with ``bm25s.BM25``.
 
         Args:
             texts: the documents; document ``i`` gets id ``i``.
             k1: BM25 term-frequency saturation.
             b: BM25 document-length normalization.
+            analyzer: how texts and queries become terms (English by default).
 
         Returns:
             The index.
         """
-        corpus = tokenize_many(texts)
+        corpus = analyzer.tokenize_many(texts)
         if not any(corpus):
             # bm25s cannot index an empty vocabulary; no term can ever match anyway.
             empty = np.zeros(0, dtype=np.float32)
@@ -346,6 +304,7 @@ class Bm25sIndex(LexicalIndex):
                 size=len(corpus),
                 k1=k1,
                 b=b,
+                analyzer=analyzer,
             )
         import bm25s
 
@@ -362,6 +321,7 @@ class Bm25sIndex(LexicalIndex):
             size=len(corpus),
             k1=k1,
             b=b,
+            analyzer=analyzer,
         )
 
     @property
@@ -385,13 +345,13 @@ class Bm25sIndex(LexicalIndex):
         """Score every document; see the class docstring for the formula.
 
         Args:
-            query: the query text, tokenized with :func:`tokenize`.
+            query: the query text, analyzed as the documents were (:attr:`analyzer`).
 
         Returns:
             A float32 array of length ``size``; 0 for documents no query term matches.
         """
         scores = np.zeros(self.size, dtype=np.float32)
-        for term in tokenize(query):
+        for term in self.analyzer.tokenize(query):
             column = self._term_ids.get(term)
             if column is not None:
                 start, end = self._indptr[column], self._indptr[column + 1]
@@ -418,11 +378,12 @@ class Bm25sIndex(LexicalIndex):
         }
 
     @classmethod
-    def from_files(cls, files: Mapping[str, bytes]) -> Bm25sIndex:
+    def from_files(cls, files: Mapping[str, bytes], analyzer: Analyzer = ENGLISH) -> Bm25sIndex:
         """Rebuild an index from the output of :meth:`to_files`, checking every file.
 
         Args:
             files: file name to content, as :meth:`to_files` returned it.
+            analyzer: the analyzer it was built with (from the collection's manifest).
 
         Returns:
             The index; it scores exactly as the one that was saved.
@@ -462,6 +423,7 @@ class Bm25sIndex(LexicalIndex):
             size=int(size),
             k1=k1,
             b=b,
+            analyzer=analyzer,
         )
 
 
@@ -550,7 +512,7 @@ class OkapiReferenceIndex(LexicalIndex):
         score(t)  = idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
 
     (Robertson & Zaragoza, 2009, with rank-bm25's floor on negative idf). It is not persisted:
-    build it from the texts when needed.
+    build it from the texts when needed. It ignores the collection's analyzer by design.
     """
 
     engine: ClassVar[str] = "okapi-reference"
@@ -572,7 +534,12 @@ class OkapiReferenceIndex(LexicalIndex):
 
     @classmethod
     def build(
-        cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75
+        cls,
+        texts: Sequence[str],
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        analyzer: Analyzer = ENGLISH,
     ) -> OkapiReferenceIndex:
         """Index the texts with ``rank_bm25.BM25Okapi``.
 
@@ -580,6 +547,7 @@ class OkapiReferenceIndex(LexicalIndex):
             texts: the documents; document ``i`` gets id ``i``.
             k1: BM25 term-frequency saturation.
             b: BM25 document-length normalization.
+            analyzer: ignored: the reference splits on whitespace.
 
         Returns:
             The index.
@@ -653,7 +621,7 @@ def identifier_matches(index: Bm25sIndex, query: str) -> np.ndarray:
     limit = identifier_limit(index.size)
     postings = [
         ids
-        for term in dict.fromkeys(tokenize(query))
+        for term in dict.fromkeys(index.analyzer.tokenize(query))
         if is_identifier_term(term)
         for ids in [index.documents_with(term)]
         if 0 < len(ids) <= limit
@@ -667,7 +635,12 @@ def identifier_matches(index: Bm25sIndex, query: str) -> np.ndarray:
 
 
 def build_lexical_index(
-    texts: Sequence[str], engine: str = "bm25s", *, k1: float = 1.5, b: float = 0.75
+    texts: Sequence[str],
+    engine: str = "bm25s",
+    *,
+    k1: float = 1.5,
+    b: float = 0.75,
+    analyzer: Analyzer = ENGLISH,
 ) -> LexicalIndex:
     """Build a lexical index with the named engine.
 
@@ -676,6 +649,7 @@ def build_lexical_index(
         engine: a key of :data:`ENGINES`.
         k1: BM25 term-frequency saturation.
         b: BM25 document-length normalization.
+        analyzer: how texts and queries become terms (see :mod:`.analysis`).
 
     Returns:
         The index.
@@ -689,4 +663,4 @@ def build_lexical_index(
         raise ValueError(
             f"unknown lexical engine {engine!r}; choose one of: {', '.join(ENGINES)}"
         ) from None
-    return engine_class.build(texts, k1=k1, b=b)
+    return engine_class.build(texts, k1=k1, b=b, analyzer=analyzer)

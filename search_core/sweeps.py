@@ -28,7 +28,7 @@ import numpy as np
 from .collection import Collection
 from .evaluation import RUN_DEPTH, Qrels, QuerySet, RunDict, ranking_metrics
 from .lexical import identifier_matches
-from .search import SearchParams
+from .search import SearchParams, lexical_floor
 from .settings import DEFAULT_CANDIDATES
 from .vector_index import INDEX_KINDS, default_params
 
@@ -73,9 +73,10 @@ class CandidatePool:
     :func:`~search_core.evaluation.run_queries`, following the steps of
     :func:`~search_core.search.run_search`: the same candidate depth, deepened four times over
     while collapsing leaves fewer than ``depth`` documents and the threshold cut nothing; the
-    threshold on the vector candidates (an empty answer when none passes); weighted RRF of the
-    vector, BM25 and identifier rankings with the same tie-break; collapse to documents. A test
-    checks the two agree document for document.
+    threshold on the vector candidates (an empty answer when none passes); BM25 candidates under
+    the lexical floor dropped unless the query's identifiers match; weighted RRF of the vector,
+    BM25 and identifier rankings with the same tie-break; collapse to documents. A test checks
+    the two agree document for document.
 
     The vector candidates come from the collection's index (with this pool's ``nprobe`` and
     ``ef_search``); BM25 candidates are gathered on first use for each engine and ``k1``/``b``
@@ -266,14 +267,19 @@ class CandidatePool:
             params.bm25_weight,
             float(params.rrf_k),
             params.identifier_match,
+            lexical_floor(params),
         )
         cached = self._fused.get(cache_key)
         if cached is not None:
             return cached
-        rankings = [kept, self._bm25_list(key, i, depth)]
+        bm25 = self._bm25_list(key, i, depth)
+        identifiers = self._identifier_list(i) if params.identifier_match else bm25[:0]
+        if not len(identifiers):  # BM25 ranks only chunks on topic (SearchParams.lexical_margin)
+            bm25 = bm25[self._similarity(i, bm25) >= lexical_floor(params)]
+        rankings = [kept, bm25]
         weights = [params.vector_weight, params.bm25_weight]
         if params.identifier_match:
-            rankings.append(self._identifier_list(i))
+            rankings.append(identifiers)
             weights.append(params.bm25_weight)
         fused, _ = rrf_order(rankings, weights, float(params.rrf_k))
         if len(self._fused) >= _FUSED_CACHE_SIZE:

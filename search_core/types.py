@@ -109,6 +109,8 @@ class Hit:
         metadata: the document's metadata.
         pages: PDF pages of the chunk, if any.
         identifier_match: the chunk holds every rare identifier of the query (hybrid mode).
+        bm25_floor: in hybrid mode, the cosine BM25 needed to rank this chunk, when its BM25
+            rank did not count because its cosine is under it (``SearchParams.lexical_margin``).
     """
 
     rank: int
@@ -123,6 +125,7 @@ class Hit:
     metadata: Metadata = field(default_factory=dict)
     pages: tuple[int, ...] = ()
     identifier_match: bool = False
+    bm25_floor: float | None = None
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,11 @@ import numpy.typing as npt
 
 __all__ = [
     "INDEX_KINDS",
+    "INDEX_PARAM_RANGES",
     "Builder",
     "VectorIndex",
     "build_vector_index",
+    "check_index_param",
     "default_params",
 ]
 
@@ -67,6 +69,39 @@ PQ_RERANK = 10
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
+
+MAX_NLIST = 1 << 20
+"""Most IVF lists (1,048,576): 4 * sqrt(N) reaches it at 68 billion vectors."""
+
+MAX_BEAM = 100_000
+"""Widest HNSW beam, building or searching: as many as the most candidates a search takes."""
+
+INDEX_PARAM_RANGES: dict[str, tuple[int, int]] = {
+    "nlist": (1, MAX_NLIST),
+    "nprobe": (1, MAX_NLIST),
+    "m": (1, 4096),
+    "nbits": (PQ_NBITS_MIN, 16),
+    "M": (2, 512),
+    "ef_construction": (1, MAX_BEAM),
+    "ef_search": (1, MAX_BEAM),
+}
+"""The valid range of each index parameter, bounds included.
+
+=================  ==============  =========================================================
+parameter          range           why
+=================  ==============  =========================================================
+nlist              1 .. 1,048,576  also at most N // 39 (k-means needs 39 points per list)
+nprobe             1 .. 1,048,576  lists probed; a search caps it at nlist
+m                  1 .. 4,096      PQ sub-vectors; must also divide the dimension
+nbits              4 .. 16         bits per PQ code; FAISS trains 2**nbits centroids
+M                  2 .. 512        HNSW links per node; memory grows with 2 * M per vector
+ef_construction    1 .. 100,000    HNSW beam while inserting
+ef_search          1 .. 100,000    HNSW beam while searching (raised to k when smaller)
+=================  ==============  =========================================================
+
+FAISS stores these as C ints or size_t: a value past the bounds would otherwise reach it and
+raise OverflowError, or allocate a beam of billions of entries.
+"""
 
 EXACT_FILTER_MAX_COUNT = 4096
 EXACT_FILTER_MAX_FRACTION = 0.05
@@ -300,8 +335,6 @@ class IVFPQBuilder(IVFBuilder):
         m, nbits = params["m"], params["nbits"]
         if dim % m:
             raise ValueError(f"m={m} must divide the vector dimension {dim}")
-        if not PQ_NBITS_MIN <= nbits <= 16:
-            raise ValueError(f"nbits={nbits} must be between {PQ_NBITS_MIN} and 16")
         if n < _pq_min_vectors(nbits):
             raise ValueError(
                 f"nbits={nbits} needs at least {_pq_min_vectors(nbits)} training vectors, "
@@ -343,10 +376,6 @@ class HNSWBuilder(Builder):
 
     def defaults(self, n: int, dim: int) -> dict[str, int]:
         return {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
-
-    def validate(self, n: int, dim: int, params: Mapping[str, int]) -> None:
-        if params["M"] < 2:
-            raise ValueError(f"M={params['M']} must be at least 2")
 
     def create(self, vectors: FloatArray, params: Mapping[str, int]) -> faiss.Index:
         index = faiss.IndexHNSWFlat(vectors.shape[1], params["M"], faiss.METRIC_INNER_PRODUCT)
@@ -391,6 +420,30 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_index_param(name: str, value: Any) -> int:
+    """Check one index parameter against ``INDEX_PARAM_RANGES``.
+
+    Args:
+        name: a key of ``INDEX_PARAM_RANGES``.
+        value: the value given.
+
+    Returns:
+        The value as an int.
+
+    Raises:
+        ValueError: the value is not an integer (bools are not), or is outside the range; the
+            message states the range.
+    """
+    low, high = INDEX_PARAM_RANGES[name]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not low <= value <= high
+    ):
+        raise ValueError(f"{name} must be an integer from {low:,} to {high:,}, got {value!r}")
+    return int(value)
+
+
 def _float_matrix(array: Any, name: str, dim: int | None = None) -> FloatArray:
     matrix = np.ascontiguousarray(array, dtype=np.float32)
     if matrix.ndim != 2 or (dim is not None and matrix.shape[1] != dim):
@@ -428,7 +481,7 @@ def _plan(
         names = ", ".join(valid) or "none"
         raise ValueError(f"unknown parameter(s) for {kind}: {', '.join(unknown)}; valid: {names}")
     for name, value in overrides.items():
-        _positive_int(name, value)
+        check_index_param(name, value)
 
     reasons = []
     while (reason := builder.too_small(n)) is not None and builder.fallback is not None:
@@ -458,8 +511,9 @@ def build_vector_index(vectors: Any, kind: str = "flat", **params: int) -> Vecto
         small for it; ``fallback_reason`` then says why.
 
     Raises:
-        ValueError: for an unknown kind or parameter, a parameter that is not a positive
-            integer, or one the corpus is too small for (for example ``nlist > n // 39``).
+        ValueError: for an unknown kind or parameter, a parameter that is not an integer in
+            its ``INDEX_PARAM_RANGES`` range, or one the corpus is too small for (for example
+            ``nlist > n // 39``).
     """
     matrix = _float_matrix(vectors, "vectors")
     n, dim = matrix.shape
@@ -603,8 +657,9 @@ class VectorIndex:
             cosines (ivfpq's candidates are re-ranked with the stored vectors).
 
         Raises:
-            ValueError: for a query of the wrong shape, k, nprobe or ef_search that is not a
-                positive integer, or an ``allowed`` mask that is not bool of length ntotal.
+            ValueError: for a query of the wrong shape, k that is not a positive integer,
+                nprobe or ef_search outside its ``INDEX_PARAM_RANGES`` range, or an
+                ``allowed`` mask that is not bool of length ntotal.
         """
         single = np.asarray(query)
         if single.ndim != 1:
@@ -632,9 +687,9 @@ class VectorIndex:
         matrix = _float_matrix(queries, "queries", self.dim)
         k = _positive_int("k", k)
         if nprobe is not None:
-            _positive_int("nprobe", nprobe)
+            check_index_param("nprobe", nprobe)
         if ef_search is not None:
-            _positive_int("ef_search", ef_search)
+            check_index_param("ef_search", ef_search)
 
         mask = None if allowed is None else self._checked_mask(allowed)
         candidates = None if mask is None else np.flatnonzero(mask).astype(np.int64)
@@ -716,9 +771,12 @@ class VectorIndex:
             kind = str(description["kind"])
             requested_kind = str(description["requested_kind"])
             params = {str(name): int(v) for name, v in description["params"].items()}
+            for name, value in params.items():
+                if name in INDEX_PARAM_RANGES:
+                    check_index_param(name, value)
             reason = description["fallback_reason"]
             ntotal, dim = int(description["ntotal"]), int(description["dim"])
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
             raise ValueError(f"index description is incomplete or malformed: {error!r}") from None
         builder = _builder(kind)
         try:

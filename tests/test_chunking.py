@@ -6,7 +6,9 @@ import math
 import pytest
 
 from search_core.chunking import (
+    MAX_CHUNK_SIZE,
     MAX_TITLE_TOKENS,
+    MIN_CHUNK_SIZE,
     ChunkingConfig,
     chunk_document,
     chunk_documents,
@@ -136,3 +138,45 @@ def test_long_document_is_tokenized_in_segments(tokenizer) -> None:
 def test_invalid_config(bad: dict) -> None:
     with pytest.raises(ValueError):
         ChunkingConfig(**bad)
+
+
+# --- issue 12, D7: every chunking number has a stated range ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"size": MAX_CHUNK_SIZE + 1}, "chunk size must be an integer from 8 to 8192 tokens"),
+        ({"size": 10**12}, "from 8 to 8192"),
+        ({"size": 7}, "from 8 to 8192"),
+        ({"size": 256.0}, "chunk size must be an integer"),
+        ({"size": True}, "chunk size must be an integer"),
+        ({"overlap": 129}, "from 0 to half the chunk size \\(128 tokens\\), got 129"),
+        ({"overlap": 8.0}, "chunk overlap must be an integer"),
+        ({"overlap": True}, "chunk overlap must be an integer"),
+        ({"method": ["tokens"]}, "unknown chunking method"),
+    ],
+)
+def test_out_of_range_config_states_the_range(config: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ChunkingConfig(**config)
+
+
+@pytest.mark.parametrize(
+    ("size", "overlap"), [(MIN_CHUNK_SIZE, 0), (MIN_CHUNK_SIZE, 4), (MAX_CHUNK_SIZE, 4096)]
+)
+def test_the_bounds_themselves_are_valid(size: int, overlap: int) -> None:
+    assert ChunkingConfig(size=size, overlap=overlap).overlap == overlap
+
+
+@pytest.mark.parametrize("method", ["tokens", "paragraphs"])
+def test_an_overlap_beyond_what_the_model_reads_shrinks_with_the_size(tokenizer, method) -> None:
+    # The app allows size 512 with overlap 256; the model reads 256 tokens, so the budget is
+    # lower than the overlap, and windows that never advance once dropped the whole text.
+    doc = Document("d", WORDS)
+    config = ChunkingConfig(method=method, size=512, overlap=256)
+    chunks = chunk_document(doc, tokenizer, config, max_seq_length=256)
+    assert len(chunks) > 1
+    assert chunks[0].char_start == 0 and chunks[-1].char_end == len(doc.text)
+    for chunk in chunks:
+        assert 2 + len(token_spans(tokenizer, chunk.text)) <= 256

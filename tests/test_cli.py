@@ -219,3 +219,39 @@ def test_index_builds_with_the_default_backend(capsys, home: Path, corpus: Path)
     run(capsys, "index", str(corpus), "--name", "orders")
     code, out, _ = run(capsys, "info", "orders", "--json")
     assert code == 0 and json.loads(out)["model"]["backend"] == DEFAULT_BACKEND == "onnx-fp32"
+
+
+def test_index_lists_the_files_it_skipped_by_name_and_reason(
+    capsys, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    from search_core import collection
+    from tests.fake_embedder import FakeEmbedder
+
+    monkeypatch.setattr(collection, "shared_embedder", lambda *_, **__: FakeEmbedder())
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "good.txt").write_text("a document")
+    (source / ".hidden.txt").write_text("hidden")
+    for i in range(12):
+        (source / f"d{i:02}.docx").write_bytes(b"PK")
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("x.txt", "x")
+    with zipfile.ZipFile(source / "bundle.zip", "w") as archive:
+        archive.writestr("in\nner.zip", inner.getvalue())
+        archive.writestr("ok.txt", "inside")
+    code, out, err = run(capsys, "index", str(source), "--name", "mixed")
+    assert code == 0, err
+    lines = out.splitlines()
+    start = lines.index("skipped 14 files of the source:")
+    assert lines[start + 1 : start + 4] == [
+        "  .hidden.txt: hidden",
+        "  bundle.zip/in%0Aner.zip: archive inside an archive, not read",
+        "  d00.docx: unsupported extension '.docx'",
+    ]
+    assert lines[start + 11] == "  and 4 more"
+    code, out, _ = run(capsys, "index", str(source), "--name", "mixed", "--json")
+    skipped = json.loads(out)["files_skipped"]
+    assert len(skipped) == 14 and skipped[1] == ["bundle.zip/in%0Aner.zip", skipped[1][1]]

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,11 +13,16 @@ from hypothesis import strategies as st
 from search_core.collection import build_collection
 from search_core.errors import InputError
 from search_core.evaluation import (
+    MAX_GRADE,
+    MIN_GRADE,
     QuerySet,
+    check_grade,
+    embed_queries,
     evaluate_collection,
     evaluate_run,
     load_qrels,
     load_queries,
+    parse_grade,
     run_configurations,
     run_queries,
 )
@@ -118,6 +126,71 @@ def test_bad_lines_name_file_and_line(tmp_path: Path, loader, content: str, line
     path.write_text(content)
     with pytest.raises(InputError, match=rf"bad\.\w+, line {line}"):
         loader(path)
+
+
+# --- issue 12, D3: grades are whole numbers in a stated range -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "grade"),
+    [("0", 0), ("2", 2), ("+2", 2), (" 3 ", 3), ("02", 2), ("2.0", 2), ("10", 10), ("-0", 0)],
+)
+def test_parse_grade_reads_whole_numbers(text: str, grade: int) -> None:
+    assert parse_grade(text) == grade
+    assert MIN_GRADE <= grade <= MAX_GRADE
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("2.7", "is not a whole number"),
+        ("inf", "is not a whole number"),
+        ("-inf", "is not a whole number"),
+        ("nan", "is not a whole number"),
+        ("1e999", "is not a whole number"),
+        ("1e308", "is not a whole number"),
+        ("2e0", "is not a whole number"),
+        ("abc", "is not a whole number"),
+        ("", "is not a whole number"),
+        ("\u0662", "is not a whole number"),  # ARABIC-INDIC DIGIT TWO: int() would read it
+        ("2_0", "is not a whole number"),  # int() would read 20
+        ("-1", "is out of range"),
+        ("11", "is out of range"),
+        ("9" * 5000, "is out of range"),  # int() refuses past 4300 digits
+    ],
+)
+def test_parse_grade_refuses_anything_else(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=f"{problem}; grades are whole numbers from 0 to 10"):
+        parse_grade(text)
+
+
+@pytest.mark.parametrize("value", [0, 3, 10, np.int64(2)])
+def test_check_grade_accepts_ints_in_range(value: int) -> None:
+    assert check_grade(value) == value
+    assert type(check_grade(value)) is int
+
+
+@pytest.mark.parametrize("value", [True, False, 2.0, 2.7, float("nan"), "2", None, -1, 11, 10**308])
+def test_check_grade_refuses_anything_else(value: object) -> None:
+    with pytest.raises(ValueError, match="grades are whole numbers from 0 to 10"):
+        check_grade(value)
+
+
+@pytest.mark.parametrize("grade", ["inf", "1e999", "1e308", "2.7", "-1", "11", "nan"])
+def test_load_qrels_names_file_line_and_value_of_a_bad_grade(tmp_path: Path, grade: str) -> None:
+    path = tmp_path / "qrels.txt"
+    path.write_text(f"q1 0 d1 1\nq1 0 d2 {grade}\n")
+    with pytest.raises(InputError, match=rf"qrels\.txt, line 2: grade '{grade}' is ") as raised:
+        load_qrels(path)
+    assert "from 0 to 10" in str(raised.value)
+
+
+def test_a_query_with_a_lone_surrogate_is_embedded(embedder) -> None:
+    # json.loads turns the escape \ud800 into a lone surrogate, which tokenizers refuse.
+    text = json.loads('"brake \\ud800 pads"')
+    vectors = embed_queries(SimpleNamespace(embedder=embedder), {"q": text})  # type: ignore[arg-type]
+    assert vectors.shape == (1, embedder.dim)
+    assert np.allclose(vectors[0], embedder.embed_query("brake \ufffd pads"), atol=1e-5)
 
 
 def test_end_to_end_metric_collapses_chunks_to_documents(tmp_path: Path, embedder) -> None:

@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_core.filters import chunk_mask, matches, merge_filters, parse_filter_expression
+from search_core.filters import (
+    chunk_mask,
+    matches,
+    merge_filters,
+    metadata_fields,
+    parse_filter_expression,
+    validate_filters,
+)
 
 DOCS = [
     {"domain": "legal", "notice_days": 30},
@@ -64,3 +71,79 @@ def test_merge_filters_combines_ranges() -> None:
     }
     with pytest.raises(ValueError, match="expected"):
         parse_filter_expression("severity")
+
+
+# --- issue 12, D10: malformed expressions and unknown fields are errors, never "no results" ---
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("===", "no field name"),
+        ("=legal", "no field name"),
+        (">=5", "no field name"),
+        ("domain", "no operator"),
+        ("domain=", "no value after '='"),
+        ("domain==legal", "use a single '='"),
+        ("severity=>5", "holds an operator"),
+        ("domain!=legal", "holds an operator"),
+        ("severity>=nan", "needs a finite number"),
+        ("severity<Infinity", "needs a finite number"),
+        ("severity>=1e999", "needs a finite number"),
+    ],
+)
+def test_malformed_expressions_are_refused(expression: str, problem: str) -> None:
+    with pytest.raises(ValueError, match="expected field=value") as raised:
+        parse_filter_expression(expression)
+    assert problem in str(raised.value)
+
+
+def test_with_the_fields_known_every_error_names_them() -> None:
+    fields = metadata_fields(DOCS)
+    assert fields == ["amount", "domain", "notice_days", "severity", "status"]
+    with pytest.raises(ValueError, match="valid fields: amount, domain, notice_days, severity"):
+        parse_filter_expression("===", fields)
+    with pytest.raises(ValueError, match=r"did you mean 'domain'\?\); valid fields: amount"):
+        merge_filters(["severity>=7", "domian=legal"], fields)
+    assert merge_filters(["domain=legal"], fields) == {"domain": "legal"}
+
+
+def test_json_constants_that_are_not_json_stay_text() -> None:
+    assert parse_filter_expression("code=NaN") == ("code", "NaN")
+    assert parse_filter_expression('code=""') == ("code", "")
+    assert parse_filter_expression("big=" + "9" * 5000)[1] == "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"domian": "legal"}, r"unknown filter field 'domian' \(did you mean 'domain'\?\)"),
+        ({"colour": "red"}, "valid fields: amount, domain, notice_days, severity, status"),
+        ({"": "legal"}, "not a field name"),
+    ],
+)
+def test_chunk_mask_refuses_fields_no_document_has(filters: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        chunk_mask(filters, DOCS, np.array([0, 1, 2, 3]))
+
+
+def test_a_collection_without_metadata_says_there_is_nothing_to_filter_on() -> None:
+    with pytest.raises(ValueError, match="no metadata fields to filter on"):
+        chunk_mask({"domain": "legal"}, [{}, {}], np.array([0, 1]))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["domain=legal"],
+        {"severity": {"gte": float("nan")}},
+        {"severity": {"lt": float("inf")}},
+        {"severity": {"gte": True}},
+        {"domain": float("nan")},
+        {"domain": {"legal"}},
+        {"domain": ["legal", ["security"]]},
+    ],
+)
+def test_filters_of_the_wrong_shape_or_not_finite_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="filter"):
+        validate_filters(bad)  # type: ignore[arg-type]

@@ -998,3 +998,60 @@ def test_readers_return_a_report_or_raise_input_error(
     inferred = infer_source_fields(path)
     with contextlib.suppress(InputError):
         read_source(path, inferred.fields)
+
+
+# --- ids made from file names (issue 12, D11) ----------------------------------------------
+
+
+def judgeable(doc_id: str) -> bool:
+    """What a judgment accepts as a document id: printable, one line, no spaces at the ends."""
+    return doc_id.isprintable() and doc_id == doc_id.strip() and bool(doc_id)
+
+
+def test_zip_entry_names_give_printable_unique_stable_ids(tmp_path: Path) -> None:
+    entries = {"a\nb.txt": "line break", "a%0Ab.txt": "literal", " c.txt": "space", "c.txt": "c"}
+    path = make_zip(tmp_path / "names.zip", entries)
+    report = read_source(path)
+    # a cleaned id yields to the id a file has as it is, whatever their order
+    assert ids(report) == ["%20c.txt", "a%0Ab.txt~2", "a%0Ab.txt", "c.txt"]
+    assert [d.text for d in report.documents] == ["space", "line break", "literal", "c"]
+    assert all(judgeable(doc_id) for doc_id in ids(report))
+    assert report.documents[1].source == "a%0Ab.txt" and report.documents[1].title == "a b"
+    assert ids(read_source(path)) == ids(report)  # the same source, the same ids
+
+
+def test_file_names_on_disk_with_control_characters_give_clean_ids(tmp_path: Path) -> None:
+    write(tmp_path / "docs" / "tab\there.txt", "tab")
+    write(tmp_path / "docs" / "bell\x07.csv", "text\nrow one\n")
+    write(tmp_path / "docs" / "byte\udcff.md", "undecodable")  # name bytes b"\xff"
+    report = read_source(tmp_path / "docs")
+    assert ids(report) == ["bell%07:1", "byte%FF.md", "tab%09here.txt"]
+    assert all(judgeable(doc_id) for doc_id in ids(report))
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "tab\there", "nul\x00", "sep\u2028x"])
+def test_an_id_column_with_a_control_character_is_refused(tmp_path: Path, value: str) -> None:
+    path = write(
+        tmp_path / "ids.jsonl", jsonl({"id": "fine", "text": "x"}, {"id": value, "text": "y"})
+    )
+    with pytest.raises(InputError, match=r"ids\.jsonl, line 2: id .* holds a control character"):
+        read_source(path)
+
+
+def test_skipped_entries_are_named_printably(tmp_path: Path) -> None:
+    inner = make_zip(tmp_path / "inner.zip", {"a.txt": "a"}).read_bytes()
+    path = make_zip(tmp_path / "outer.zip", {"in\nner.zip": inner, "b\r.docx": "x", "b.txt": "b"})
+    report = read_source(path)
+    assert report.files_skipped == (
+        ("b%0D.docx", "unsupported extension '.docx'"),
+        ("in%0Aner.zip", "archive inside an archive, not read"),
+    )
+
+
+def test_a_lone_surrogate_escape_in_jsonl_becomes_a_replacement_character(tmp_path: Path) -> None:
+    # json.loads turns "\ud800" into a lone surrogate, which no tokenizer takes (a traceback
+    # in the build before); the text is kept with U+FFFD in its place.
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"_id": "a", "text": "caf\\ud800 notice", "title": "t\\udcff"}\n')
+    document = read_source(source).documents[0]
+    assert document.text == "caf\ufffd notice" and document.title == "t\ufffd"

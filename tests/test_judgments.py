@@ -4,11 +4,13 @@ import csv
 import io
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from search_core.collection import build_collection
 from search_core.errors import CollectionError, InputError, IntegrityError
 from search_core.ingest import IngestReport
+from search_core.journal import GENESIS, chain_of
 from search_core.judgments import (
     IMPORTERS,
     ImportReport,
@@ -78,13 +81,15 @@ def test_judgments_are_saved_at_once_and_reload(store, lab_home: Path) -> None:
     assert again.grade("q1", "brakes") == 3 and again.grade("q1", "nope") is None
 
 
-def test_every_journal_line_carries_its_checksum(store) -> None:
+def test_every_journal_line_is_chained_to_the_one_before(store) -> None:
     store.add_query("q1", "brakes")
     store.judge("q1", "brakes", 2)
+    chain = GENESIS
     for line in _lines(store.path):
         checksum, _, body = line.rstrip(b"\n").partition(b" ")
-        assert sha256_bytes(body) == checksum.decode()
+        assert chain_of(chain, body) == checksum.decode()
         assert json.loads(body)["op"] in {"header", "query", "judge"}
+        chain = checksum.decode()
 
 
 def test_lab_lives_beside_the_versions_and_survives_reindexing(tmp_path: Path, embedder) -> None:
@@ -121,7 +126,7 @@ def test_a_damaged_line_inside_the_journal_is_refused(store) -> None:
     lines = _lines(store.path)
     lines[2] = lines[2].replace(b'"grade":2', b'"grade":3')
     store.path.write_bytes(b"".join(lines))
-    with pytest.raises(IntegrityError, match="line 3 is damaged"):
+    with pytest.raises(IntegrityError, match="line 3 does not follow"):
         open_judgments("shop", store.set_name, store.path.parents[3])
 
 
@@ -135,6 +140,7 @@ def test_compaction_keeps_only_live_records(store) -> None:
     before = store.qrels()
     store.compact()
     assert len(_lines(store.path)) == 1 + 1 + 1  # header, q1, its judgment
+    assert open_judgments("shop", store.set_name, store.path.parents[3]).qrels() == before
     assert store.qrels() == before == {"q1": {"brakes": 3}}
 
 
@@ -142,12 +148,14 @@ def test_compaction_keeps_only_live_records(store) -> None:
     ("call", "message"),
     [
         (lambda s: s.judge("missing", "brakes", 1), "unknown query 'missing'"),
-        (lambda s: s.judge("q1", "brakes", -1), "non-negative integer"),
-        (lambda s: s.judge("q1", "brakes", True), "non-negative integer"),
+        (lambda s: s.judge("q1", "brakes", -1), "out of range"),
+        (lambda s: s.judge("q1", "brakes", True), "not a whole number"),
+        (lambda s: s.judge("q1", "brakes", 2.7), "not a whole number"),
+        (lambda s: s.judge("q1", "brakes", 11), "out of range"),
         (lambda s: s.judge("q1", " brakes", 1), "surrounding spaces"),
         (lambda s: s.add_query("q2", "  "), "non-empty text"),
     ],
-    ids=["unknown-query", "negative", "bool", "spaces", "empty-text"],
+    ids=["unknown-query", "negative", "bool", "fraction", "above-range", "spaces", "empty-text"],
 )
 def test_invalid_judgments_are_refused(store, call, message: str) -> None:
     store.add_query("q1", "brakes")
@@ -244,7 +252,9 @@ def test_a_second_import_writes_only_what_changed(store, tmp_path: Path) -> None
     qrels.write_text(qrels.read_text().replace("2\trefund\t3", "2\trefund\t1") + "1\tfuel\t1\n")
 
     report = import_judgments(store, "beir", folder)
-    assert len(_lines(store.path)) == lines + 2  # the changed grade and the new judgment
+    assert len(_lines(store.path)) == lines + 1  # one atomic line: the import is all or nothing
+    batch = json.loads(_lines(store.path)[-1].split(b" ", 1)[1])
+    assert len(batch["records"]) == 2  # the changed grade and the new judgment
     assert (report.queries, report.judgments) == (0, 2)
     assert (report.unchanged_queries, report.unchanged_judgments) == (2, 2)
     assert report.message() == (
@@ -293,18 +303,64 @@ def test_judge_import_on_the_command_line_says_what_was_already_there(
 
 
 @pytest.mark.parametrize(
+    ("edit", "line"),
+    [
+        (lambda lines: [*lines[:2], lines[3], lines[2]], 3),  # the two judgments swapped
+        (lambda lines: lines[:3], 4),  # the last judgment deleted
+        (lambda lines: [*lines[:3], lines[2], lines[3]], 4),  # a judgment repeated
+    ],
+    ids=["swapped", "deleted", "duplicated"],
+)
+def test_an_edited_journal_stops_the_export_naming_the_line(
+    lab_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit, line: int
+) -> None:
+    # The first release exported grade 1 again after the swap, with exit 0.
+    from search_core.cli import main
+
+    name = f"edited-{line}-{len(edit(list(range(4))))}"
+    base = ["--home", str(lab_home), "judge"]
+    assert main([*base, "add", "shop", "q1", "brakes", "1", "--query", "x", "--set", name]) == 0
+    assert main([*base, "add", "shop", "q1", "brakes", "0", "--set", name]) == 0
+    journal = open_judgments("shop", name, lab_home).path
+    journal.write_bytes(b"".join(edit(_lines(journal))))
+    capsys.readouterr()
+    out = tmp_path / "qrels.txt"
+    assert main([*base, "export", "shop", "trec", str(out), "--set", name]) != 0
+    assert f"line {line}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
     ("content", "line"),
     [
         ("query,doc_id\nx,brakes\n", 1),
         ("query,doc_id,grade\nx,brakes,high\n", 2),
         ("query,doc_id,grade\nx,,2\n", 2),
+        ("query,doc_id,grade\nx,a,1\nx,brakes,2.7\n", 3),
+        ("query,doc_id,grade\nx,brakes,inf\n", 2),
+        ("query,doc_id,grade\nx,brakes,1e308\n", 2),
+        ("query,doc_id,grade\nx,brakes,11\n", 2),
     ],
+    ids=["no-grade-column", "word", "no-doc", "fraction", "inf", "huge", "above-range"],
 )
 def test_bad_csv_names_file_and_line(store, tmp_path: Path, content: str, line: int) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(content)
     with pytest.raises(InputError, match=rf"bad\.csv, line {line}"):
         import_judgments(store, "csv", path)
+
+
+@pytest.mark.parametrize("grade", ["2.7", "inf", "nan", "1e999", "1e308", "-1", "11"])
+def test_bad_trec_grades_are_refused_with_file_line_and_value(
+    store, tmp_path: Path, grade: str
+) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text(f"q1 0 brakes 1\nq1 0 refund {grade}\n")
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("q1\tbrakes\n")
+    with pytest.raises(InputError, match=rf"qrels\.txt, line 2.*{re.escape(grade)}"):
+        import_judgments(store, "trec", qrels, queries=topics)
+    assert store.qrels() == {}  # nothing of the file was kept
 
 
 def test_unknown_format_lists_the_valid_ones(store, tmp_path: Path) -> None:
@@ -393,3 +449,55 @@ def test_sigkill_while_judging_loses_at_most_the_judgment_being_written(lab_home
     assert {f"doc-{n}" for n in range(written)} <= set(saved)
     assert len(saved) in (written, written + 1)
     assert all(saved[f"doc-{n}"] == n % 4 for n in range(written))
+
+
+IMPORT_ROWS = 20_000
+
+
+def _run_import(home: Path, csv_file: Path, set_name: str, kill_after: float | None) -> int:
+    """``search-explorer judge import`` in a child, killed after ``kill_after`` s if given."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "search_core.cli", "--home", str(home), "judge", "import"]
+    child = subprocess.Popen(
+        [*argv, "shop", "csv", str(csv_file), "--set", set_name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if kill_after is not None:
+        try:
+            child.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+    return child.wait(timeout=120)
+
+
+def test_a_killed_import_is_all_or_nothing(lab_home: Path, tmp_path: Path) -> None:
+    csv_file = tmp_path / "big.csv"
+    rows = (f"q{n % 500},d{n},{n % 4}" for n in range(IMPORT_ROWS))
+    csv_file.write_text(
+        "query_id,query,doc_id,grade\n"
+        + "\n".join(
+            f"{row.split(',')[0]},text of {row.split(',')[0]},{row.split(',', 1)[1]}"
+            for row in rows
+        )
+        + "\n"
+    )
+    start = time.perf_counter()
+    assert _run_import(lab_home, csv_file, "whole", None) == 0
+    duration = time.perf_counter() - start
+    assert len(open_judgments("shop", "whole", lab_home).judgments()) == IMPORT_ROWS
+
+    rng = random.Random(12)
+    seen = set()
+    for round_number in range(20):
+        moment = rng.uniform(0.3, duration)
+        code = _run_import(lab_home, csv_file, f"killed-{round_number}", moment)
+        store = open_judgments("shop", f"killed-{round_number}", lab_home)  # verified
+        visible = len(store.judgments())
+        assert visible in (0, IMPORT_ROWS), (moment, visible)
+        assert len(store.queries) in (0, 500)
+        seen.add((code == -signal.SIGKILL, visible))
+        if store.queries:  # the set takes writes again
+            store.judge("q1", "after", 1)
+    assert (True, 0) in seen  # some kills landed before the write

@@ -16,7 +16,8 @@ import rank_bm25
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_core import lexical
+from search_core import analysis
+from search_core.analysis import ENGLISH, analyzer_for
 from search_core.lexical import (
     ENGINES,
     Bm25sIndex,
@@ -102,7 +103,7 @@ def test_query_terms_are_all_in_the_document(document: str, query: str) -> None:
 
 def test_tokenize_many_matches_tokenize_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [*ORDERS, *FRUIT, "CVE-2024-1234 again", ""]
-    monkeypatch.setattr(lexical, "_BATCH_SIZE", 2)
+    monkeypatch.setattr(analysis, "_BATCH_SIZE", 2)
     assert tokenize_many(texts) == [tokenize(text) for text in texts]
     assert tokenize_many(iter(texts)) == tokenize_many(texts)
 
@@ -409,3 +410,41 @@ def test_identifier_matches_need_every_rare_identifier() -> None:
     # "2024" is in 52 of 52 texts: far above sqrt(N), so it is not an identifier
     assert identifier_matches(index, "2024").tolist() == []
     assert identifier_matches(index, "order 999").tolist() == []
+
+
+# --- analyzers -------------------------------------------------------------------------------
+
+GERMAN = [
+    "Die Rechnung für die Bestellung ORD-58213 fehlt.",
+    "Der Drucker meldet einen Papierstau.",
+    "Rechnungen werden per E-Mail verschickt.",
+]
+
+
+def test_queries_are_analyzed_as_the_documents_were() -> None:
+    german = analyzer_for("de")
+    index = build_lexical_index(GERMAN, analyzer=german)
+    assert isinstance(index, Bm25sIndex) and index.analyzer == german
+    # "Rechnungen" and "Rechnung" share the stem; English analysis keeps them apart
+    assert sorted(index.top_k("Rechnungen", 3)[0].tolist()) == [0, 2]
+    assert build_lexical_index(GERMAN).top_k("Rechnungen", 3)[0].tolist() == [2]
+    # identifiers are found through the same analysis
+    assert identifier_matches(index, "ord-58213").tolist() == [0]
+
+
+def test_files_round_trip_keeps_scores_with_the_given_analyzer() -> None:
+    chinese = analyzer_for("zh")
+    texts = ["北京的天气很好", "上海的地铁很方便", "订单ORD-58213已发货"]
+    index = Bm25sIndex.build(texts, analyzer=chinese)
+    loaded = Bm25sIndex.from_files(index.to_files(), chinese)
+    assert loaded.analyzer == chinese and loaded.vocabulary == index.vocabulary
+    for query in ("天气", "地铁方便", "ORD-58213"):
+        np.testing.assert_array_equal(loaded.scores(query), index.scores(query))
+        assert loaded.scores(query).max() > 0
+    assert Bm25sIndex.from_files(index.to_files()).analyzer == ENGLISH  # the default
+
+
+def test_the_reference_engine_ignores_the_analyzer() -> None:
+    plain = build_lexical_index(GERMAN, "okapi-reference")
+    german = build_lexical_index(GERMAN, "okapi-reference", analyzer=analyzer_for("de"))
+    np.testing.assert_array_equal(plain.scores("rechnungen"), german.scores("rechnungen"))

@@ -72,6 +72,9 @@ def pool(shop: Collection) -> CandidatePool:
         SearchParams(vector_weight=1.0, bm25_weight=0.0),
         SearchParams(vector_weight=0.0, bm25_weight=1.0),
         SearchParams(identifier_match=False, bm25_k1=2.0, bm25_b=0.3),
+        SearchParams(lexical_margin=-2.0),
+        SearchParams(lexical_margin=0.05, threshold=0.1),
+        SearchParams(identifier_match=False, lexical_margin=0.4),
     ],
     ids=lambda p: (
         "-".join(f"{k}={v}" for k, v in p.to_dict().items() if v != getattr(SearchParams(), k))

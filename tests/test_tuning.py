@@ -67,7 +67,7 @@ def test_scores_are_what_real_runs_score(shop: Collection, report) -> None:
     assert report.chosen_score == pytest.approx(_ndcg(shop, report.chosen))
     for mode, score in report.defaults.items():
         assert score == pytest.approx(_ndcg(shop, SearchParams(mode=mode)))
-    assert report.best_default == max(report.defaults, key=report.defaults.__getitem__)
+    assert report.defaults[report.best_default] == max(report.defaults.values())
     assert report.chosen_score >= max(report.defaults.values())
 
 

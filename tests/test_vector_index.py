@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from search_core.vector_index import (
     INDEX_KINDS,
+    INDEX_PARAM_RANGES,
     VectorIndex,
     build_vector_index,
     default_params,
@@ -281,11 +282,20 @@ def test_explicit_params_override_defaults(small: Corpus) -> None:
     [
         ("flat", {"nprobe": 4}, "valid: none"),
         ("ivf", {"efSearch": 4}, "nlist, nprobe"),
-        ("ivf", {"nlist": 0}, "positive"),
+        ("ivf", {"nlist": 0}, "nlist must be an integer from 1 to 1,048,576, got 0"),
         ("ivf", {"nlist": 26}, "nlist <= 25"),
         ("ivfpq", {"m": 7}, "divide"),
         ("ivfpq", {"nbits": 8}, "9984"),
-        ("hnsw", {"M": 1}, "at least 2"),
+        ("hnsw", {"M": 1}, "M must be an integer from 2 to 512, got 1"),
+        # issue 12, D7: values FAISS cannot hold, or would allocate a beam of, are refused
+        ("hnsw", {"ef_search": 2**31}, "ef_search must be an integer from 1 to 100,000"),
+        ("hnsw", {"ef_construction": 2**31}, "ef_construction must be an integer from 1"),
+        ("hnsw", {"M": 513}, "from 2 to 512"),
+        ("hnsw", {"M": True}, "M must be an integer"),
+        ("ivf", {"nprobe": 2**64}, "nprobe must be an integer from 1 to 1,048,576"),
+        ("ivf", {"nlist": 2**21}, "nlist must be an integer from 1 to 1,048,576"),
+        ("ivfpq", {"nbits": 17}, "nbits must be an integer from 4 to 16"),
+        ("ivfpq", {"m": 8192}, "m must be an integer from 1 to 4,096"),
     ],
 )
 def test_bad_params_raise(small: Corpus, kind: str, params: dict, message: str) -> None:
@@ -491,6 +501,30 @@ def test_bad_search_arguments_raise(small: Corpus, small_indexes, call, message:
         call(small_indexes["ivf"], small.queries[0])
 
 
+@pytest.mark.parametrize(
+    ("kind", "option", "value", "message"),
+    [
+        ("hnsw", "ef_search", 2**31, "ef_search must be an integer from 1 to 100,000"),
+        ("hnsw", "ef_search", 100_001, "ef_search must be an integer from 1 to 100,000"),
+        ("ivf", "nprobe", 2**64, "nprobe must be an integer from 1 to 1,048,576"),
+        ("ivf", "nprobe", 2.0, "nprobe must be an integer"),
+    ],
+)
+def test_search_settings_out_of_range_never_reach_faiss(
+    small: Corpus, small_indexes, kind: str, option: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        small_indexes[kind].search(small.queries[0], K, **setting(option, value))
+
+
+def test_the_bounds_of_the_search_settings_are_valid(small: Corpus, small_indexes) -> None:
+    for kind, option in (("hnsw", "ef_search"), ("ivf", "nprobe")):
+        low, high = INDEX_PARAM_RANGES[option]
+        for value in (low, high):
+            ids, _ = small_indexes[kind].search(small.queries[0], K, **setting(option, value))
+            assert len(ids) == K
+
+
 # --- persistence ----------------------------------------------------------------------------
 
 
@@ -531,6 +565,8 @@ def test_describe_is_the_manifest_entry(indexes: dict[str, VectorIndex]) -> None
         ({"kind": "flat"}, "not a flat index"),
         ({"kind": "annoy"}, "unknown index kind"),
         ({"params": None}, "malformed"),
+        ({"params": {"nlist": 25, "nprobe": 2**31}}, "malformed.*nprobe must be an integer"),
+        ({"params": {"nlist": 25, "nprobe": float("inf")}}, "malformed"),
     ],
 )
 def test_from_bytes_rejects_a_mismatched_description(

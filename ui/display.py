@@ -167,9 +167,10 @@ SCORE_NAMES = {
 def retriever_line(hit: Hit, mode: str, threshold: float) -> str:
     """Why a hit is here: its rank and score from each retriever (plain words, no corpus text).
 
-    The minimum similarity ``threshold`` filters only the vector ranking: in hybrid mode a
-    hit less similar than it is left out of that ranking and is here for what BM25 found (its
-    words or its exact identifier), and the line says so.
+    The minimum similarity ``threshold`` filters the vector ranking: in hybrid mode a hit less
+    similar than it is left out of that ranking and is here for what BM25 found (its words or
+    its exact identifier), and the line says so; a BM25 rank that did not count (the chunk's
+    cosine under the floor BM25 needs) is said to be so.
     """
     parts = [f"{SCORE_NAMES.get(mode, 'score')} {hit.score:.4f}"]
     if mode == "hybrid" and hit.similarity is not None and hit.similarity < threshold:
@@ -182,7 +183,12 @@ def retriever_line(hit: Hit, mode: str, threshold: float) -> str:
     elif hit.similarity is not None:
         parts.append(f"not among the vector candidates (cosine {hit.similarity:.3f})")
     if mode != "vector":
-        if hit.bm25.rank is not None:
+        if hit.bm25.rank is not None and hit.bm25_floor is not None:
+            parts.append(
+                f"BM25 rank {hit.bm25.rank}, not counted: its cosine is under "
+                f"{hit.bm25_floor:.2f}, the similarity BM25 needs in hybrid"
+            )
+        elif hit.bm25.rank is not None:
             parts.append(f"BM25 rank {hit.bm25.rank} (score {hit.bm25.score:.2f})")
         else:
             parts.append("no BM25 match")
@@ -259,8 +265,8 @@ def score_chart(
         similarities: the cosine similarity to the query of every candidate considered.
         threshold: the minimum similarity, drawn as a vertical line.
         results: the similarities of each list of results shown, by the list's name; each
-            list gets a row under the histogram. A result under the threshold (hybrid keeps
-            what BM25 finds whatever its similarity) gets its own marker.
+            list gets a row under the histogram. A result under the threshold (in hybrid, a
+            chunk holding the query's identifiers) gets its own marker.
     """
     values = np.asarray(similarities, dtype=float)
     shown = [s for row in results.values() for s in row]
