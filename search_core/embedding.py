@@ -25,6 +25,7 @@ collection never imports them (see :func:`model_tokenizer`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import logging
@@ -426,6 +427,7 @@ class TorchEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 32, **options: Any) -> Any:
         """``SentenceTransformer.encode(texts, batch_size=..., **options)`` on the right threads."""
         _torch().set_num_threads(1 if len(texts) <= 1 else self.threads)
+        one_level_openmp()
         return self.model.encode(list(texts), batch_size=batch_size, **options)
 
 
@@ -1003,6 +1005,24 @@ def _quantize_onnx(source: Path) -> bytes:
         finally:
             logging.disable(logging.NOTSET)
         return target.read_bytes()
+
+
+def one_level_openmp() -> None:
+    """Turn nested OpenMP parallelism off again in the libgomp PyTorch uses, if loaded.
+
+    Numba's OpenMP threading layer (ranx computes metrics with it) turns nesting on for the
+    whole process when it starts (``omp_set_nested``). PyTorch's matrix products then start a
+    new team of threads inside each of its own parallel regions, creating threads on every
+    call: after one evaluation, a batch embedded 5 to 10 times slower (a cranfield build in
+    the test suite went from 2 to over 15 minutes). One level is what PyTorch expects; numba's
+    kernels run as well without nesting.
+    """
+    try:
+        libgomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+    except OSError:  # not loaded: nothing has changed its settings
+        return
+    if libgomp.omp_get_max_active_levels() != 1:
+        libgomp.omp_set_max_active_levels(1)
 
 
 def _torch() -> Any:

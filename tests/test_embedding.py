@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -282,3 +283,15 @@ def test_a_remembered_digest_is_not_trusted_once_the_file_is_written(
     weights.write_bytes(b"b" * 1000)
     os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same mtime
     assert file_sha256(weights) == hashlib.sha256(b"b" * 1000).hexdigest()
+
+
+def test_a_torch_batch_runs_one_openmp_level(embedder) -> None:
+    # Numba's OpenMP layer (ranx's metrics) turns nesting on for the whole process; PyTorch's
+    # matrix products then made threads on every call, and a batch embedded 8 times slower
+    # (the test suite's cranfield build ran past its 15-minute timeout).
+    embedder.load()
+    libgomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+    libgomp.omp_set_nested(1)  # what numba's omppool does when it starts
+    assert libgomp.omp_get_max_active_levels() > 1
+    embedder._encode(["a first text", "a second text"])
+    assert libgomp.omp_get_max_active_levels() == 1
