@@ -1,16 +1,14 @@
-"""One search call for the three modes: vector, BM25 and hybrid (reciprocal rank fusion).
+"""One search call for the three modes: vector, BM25 and hybrid.
 
 The pipeline of a query:
 
 1. metadata filters become a chunk mask, applied inside both retrievers (FAISS IDSelector,
    BM25 candidate mask), so k results come back whenever k chunks match the filter;
-2. the query is embedded (vector and hybrid modes) and each retriever returns its candidates;
-3. hybrid fuses the two ranked lists with weighted RRF, plus a third list of the chunks that
-   contain the query's exact identifiers (order ids, CVE numbers), which embeddings blur;
-4. the similarity threshold drops vector candidates whose cosine to the query is below it;
-   with none left, the query is out of domain and the answer is empty (vector and hybrid
-   modes), not the nearest noise;
-5. optionally, hits are collapsed to one per document (its best chunk), then cut to k.
+2. the query is embedded (vector and hybrid modes) and each retriever returns its candidates
+   (:func:`search_core.candidates.gather`);
+3. the candidates are ranked by the setting (:mod:`search_core.candidates`: the similarity
+   threshold, the BM25 floor, identifier matches and fusion in hybrid mode), collapsed to one
+   hit per document when asked, then cut to k.
 """
 
 from __future__ import annotations
@@ -25,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from .candidates import GatherTimes, gather, rank_deepening
 from .collection import Collection
 from .embedding import clean_text
 from .filters import chunk_mask, validate_filters
-from .fusion import FUSION_METHODS, fuse
-from .lexical import ENGINES, identifier_matches
+from .fusion import FUSION_METHODS
+from .lexical import ENGINES
 from .settings import (
     DEFAULT_CANDIDATES,
     DEFAULT_K,
@@ -39,9 +38,6 @@ from .settings import (
 )
 from .types import SEARCH_MODES, Hit, RetrieverScore, SearchResponse, Timings
 from .vector_index import INDEX_PARAM_RANGES
-
-_EMPTY_IDS = np.zeros(0, dtype=np.int64)
-_EMPTY_SCORES = np.zeros(0, dtype=np.float32)
 
 MAX_K = 1000
 """Most results a search returns (evaluation runs ask for 100 documents a query)."""
@@ -189,11 +185,6 @@ class SearchParams:
         return cls(**dict(data))
 
 
-def lexical_floor(params: SearchParams) -> float:
-    """The cosine a chunk needs for BM25 to rank it in hybrid mode (see ``lexical_margin``)."""
-    return params.threshold + params.lexical_margin
-
-
 def _check_choice(name: str, value: Any, valid: Any) -> None:
     if not isinstance(value, str) or value not in valid:
         raise ValueError(f"unknown {name} {value!r}; valid: {list(valid)}")
@@ -276,92 +267,20 @@ def run_search(
     if (mask is not None and not mask.any()) or not query.strip():
         return SearchResponse(query, params.mode, (), Timings(embed_ms=embed_ms))
 
-    total = len(collection.chunks)
-    depth = min(max(params.candidates, params.k), total)
-    while True:
-        response = _search_at_depth(collection, query, params, query_vector, mask, depth, embed_ms)
-        enough = len(response.hits) >= params.k or response.below_threshold > 0
-        if not params.collapse or enough or depth >= total:
-            return response
-        depth = min(depth * 4, total)
-
-
-def _search_at_depth(
-    collection: Collection,
-    query: str,
-    params: SearchParams,
-    query_vector: np.ndarray | None,
-    mask: np.ndarray | None,
-    depth: int,
-    embed_ms: float,
-) -> SearchResponse:
-    vector_ids, vector_scores, vector_ms = _EMPTY_IDS, _EMPTY_SCORES, 0.0
-    bm25_ids, bm25_scores, bm25_ms = _EMPTY_IDS, _EMPTY_SCORES, 0.0
-    if params.mode in ("vector", "hybrid") and query_vector is not None:
-        tick = time.perf_counter()
-        vector_ids, vector_scores = collection.vector_index.search(
-            query_vector, depth, nprobe=params.nprobe, ef_search=params.ef_search, allowed=mask
-        )
-        vector_ms = (time.perf_counter() - tick) * 1000
-    if params.mode in ("bm25", "hybrid"):
-        tick = time.perf_counter()
-        engine = collection.lexical_engine(params.bm25_engine, params.bm25_k1, params.bm25_b)
-        bm25_ids, bm25_scores = engine.top_k(query, depth, allowed=mask)
-        bm25_ms = (time.perf_counter() - tick) * 1000
-
+    times = GatherTimes()
     tick = time.perf_counter()
-    vector_of = _rank_table(vector_ids, vector_scores)
-    bm25_of = _rank_table(bm25_ids, bm25_scores)
-    # Exact cosines from the stored vectors, for BM25's candidates too.
-    similarity: dict[int, float] = {}
-    if query_vector is not None:
-        candidate_ids = np.union1d(vector_ids, bm25_ids)
-        sims = collection.embeddings[candidate_ids] @ query_vector
-        similarity = dict(zip(candidate_ids.tolist(), sims.tolist(), strict=True))
-    candidates = len(similarity) if similarity else len(bm25_ids)
-
-    # The threshold works on the vector side: vector candidates under it are dropped, and when
-    # none is left the query is out of domain and the answer is empty, in both vector and
-    # hybrid modes. BM25 ignores it (it has no notion of similarity).
-    kept_vector = [(int(i), float(s)) for i, s in zip(vector_ids, vector_scores, strict=True)]
-    below = 0
-    if params.mode != "bm25" and query_vector is not None:
-        kept_vector = [(i, s) for i, s in kept_vector if similarity[i] >= params.threshold]
-        below = len(vector_ids) - len(kept_vector)
-    identifiers: set[int] = set()
-    gated: dict[int, float] = {}
-    if params.mode == "vector":
-        ordered = kept_vector
-    elif params.mode == "bm25":
-        ordered = [(int(i), float(s)) for i, s in zip(bm25_ids, bm25_scores, strict=True)]
-    elif not kept_vector:
-        ordered = []
-    else:
-        rankings = {"vector": [i for i, _ in kept_vector], "bm25": bm25_ids.tolist()}
-        if params.identifier_match:
-            rankings["identifier"] = _identifier_ranking(collection, query, mask)
-            identifiers = set(rankings["identifier"])
-        if query_vector is not None and not identifiers:
-            floor = lexical_floor(params)
-            rankings["bm25"] = [i for i in rankings["bm25"] if similarity[i] >= floor]
-            gated = {i: floor for i in bm25_ids.tolist() if similarity[i] < floor}
-        weights = {
-            "vector": params.vector_weight,
-            "bm25": params.bm25_weight,
-            "identifier": params.bm25_weight,
-        }
-        ordered = fuse(rankings, weights, method=params.fusion, k=params.rrf_k)
-
-    if params.collapse:
-        seen: set[int] = set()
-        kept = []
-        for chunk_id, score in ordered:
-            doc = int(collection.chunk_doc_index[chunk_id])
-            if doc not in seen:
-                seen.add(doc)
-                kept.append((chunk_id, score))
-        ordered = kept
-
+    ranking, candidates = rank_deepening(
+        lambda depth: gather(
+            collection, query, params, query_vector, depth, mask=mask, times=times
+        ),
+        params,
+        want=params.k,
+        total=len(collection.chunks),
+        chunk_doc=collection.chunk_doc_index,
+    )
+    similarity = candidates.cosine_of()
+    vector_of = _rank_table(candidates.vector.ids, candidates.vector.scores)
+    bm25_of = _rank_table(candidates.bm25.ids, candidates.bm25.scores)
     hits = tuple(
         _hit(
             collection,
@@ -371,34 +290,27 @@ def _search_at_depth(
             similarity.get(chunk_id),
             vector_of,
             bm25_of,
-            chunk_id in identifiers,
-            gated.get(chunk_id),
+            chunk_id in ranking.identifiers,
+            ranking.floor if chunk_id in ranking.gated else None,
         )
-        for rank, (chunk_id, score) in enumerate(ordered[: params.k], start=1)
+        for rank, (chunk_id, score) in enumerate(
+            zip(ranking.ids[: params.k].tolist(), ranking.scores[: params.k].tolist(), strict=True),
+            start=1,
+        )
     )
-    fusion_ms = (time.perf_counter() - tick) * 1000
+    fusion_ms = (time.perf_counter() - tick) * 1000 - times.vector_ms - times.bm25_ms
+    counted = np.union1d(candidates.vector.ids, candidates.bm25.ids).tolist()
     return SearchResponse(
         query=query,
         mode=params.mode,
         hits=hits,
         timings=Timings(
-            embed_ms=embed_ms, vector_ms=vector_ms, bm25_ms=bm25_ms, fusion_ms=fusion_ms
+            embed_ms=embed_ms, vector_ms=times.vector_ms, bm25_ms=times.bm25_ms, fusion_ms=fusion_ms
         ),
-        candidates=candidates,
-        below_threshold=below,
-        candidate_similarities=tuple(similarity.values()),
+        candidates=len(counted),
+        below_threshold=ranking.below_threshold,
+        candidate_similarities=tuple(similarity[i] for i in counted) if similarity else (),
     )
-
-
-def _identifier_ranking(collection: Collection, query: str, mask: np.ndarray | None) -> list[int]:
-    """Chunks holding every rare identifier of the query, best BM25 score first."""
-    ids = identifier_matches(collection.lexical, query)
-    if mask is not None:
-        ids = ids[mask[ids]]
-    if not len(ids):
-        return []
-    scores = collection.lexical.scores(query)[ids]
-    return ids[np.lexsort((ids, -scores))].tolist()
 
 
 def _rank_table(ids: np.ndarray, scores: np.ndarray) -> dict[int, tuple[int, float]]:

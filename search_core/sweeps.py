@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from .candidates import Candidates, RetrieverList, cosines, identifier_list, rank_deepening
 from .collection import Collection
 from .evaluation import RUN_DEPTH, Qrels, QuerySet, RunDict, ranking_metrics
-from .lexical import identifier_matches
-from .search import SearchParams, lexical_floor
+from .search import SearchParams
 from .settings import DEFAULT_CANDIDATES
 from .vector_index import INDEX_KINDS, default_params
 
@@ -41,7 +41,6 @@ __all__ = [
     "ann_health",
     "ann_sweep",
     "fusion_sweep",
-    "rrf_order",
     "threshold_sweep",
 ]
 
@@ -55,8 +54,6 @@ DEFAULT_RRF_KS: tuple[float, ...] = (1, 5, 10, 20, 40, 60, 100, 200)
 DEFAULT_VECTOR_SHARES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 DEFAULT_EF_SEARCH: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
 
-_FUSED_CACHE_SIZE = 20_000
-
 
 def _query_texts(queries: QueriesLike) -> dict[str, str]:
     return dict(queries.queries if isinstance(queries, QuerySet) else queries)
@@ -66,17 +63,13 @@ def _query_texts(queries: QueriesLike) -> dict[str, str]:
 
 
 class CandidatePool:
-    """Both retrievers' candidates for a query set, gathered once and ranked again in memory.
+    """Each query's candidates, gathered once and deep, ranked by any setting in memory.
 
     :meth:`rank` gives, for any settings that only change how candidates are combined (mode,
-    weights, ``rrf_k``, threshold, BM25 ``k1``/``b``), the same documents in the same order as
-    :func:`~search_core.evaluation.run_queries`, following the steps of
-    :func:`~search_core.search.run_search`: the same candidate depth, deepened four times over
-    while collapsing leaves fewer than ``depth`` documents and the threshold cut nothing; the
-    threshold on the vector candidates (an empty answer when none passes); BM25 candidates under
-    the lexical floor dropped unless the query's identifiers match; weighted RRF of the vector,
-    BM25 and identifier rankings with the same tie-break; collapse to documents. A test checks
-    the two agree document for document.
+    fusion, weights, ``rrf_k``, threshold, floor, BM25 ``k1``/``b``), the documents
+    :func:`~search_core.evaluation.run_queries` gives: both rank with
+    :func:`~search_core.candidates.rank_deepening` from the same candidates, here cut from
+    lists gathered once at four times the first depth (and deeper when a ranking needs it).
 
     The vector candidates come from the collection's index (with this pool's ``nprobe`` and
     ``ef_search``); BM25 candidates are gathered on first use for each engine and ``k1``/``b``
@@ -126,19 +119,18 @@ class CandidatePool:
             if self.ids and self.total
             else []
         )
-        self._vector: list[tuple[np.ndarray, np.ndarray]] = [
-            (ids, self._similarity(i, ids)) for i, (ids, _) in enumerate(results)
+        self._vector: list[RetrieverList] = [
+            self._listed(i, ids, scores, self._first) for i, (ids, scores) in enumerate(results)
         ]
-        self._bm25: dict[tuple[str, float, float], list[np.ndarray]] = {}
-        self._identifier: dict[int, np.ndarray] = {}
-        self._fused: dict[tuple[Any, ...], np.ndarray] = {}
+        self._bm25: dict[tuple[str, float, float], list[RetrieverList]] = {}
+        self._identifier: dict[int, RetrieverList] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _similarity(self, i: int, ids: np.ndarray) -> np.ndarray:
-        # From the stored vectors, as run_search computes it (ANN scores may be approximate).
-        return np.asarray(self.collection.embeddings[ids] @ self.vectors[i])
+    def _listed(self, i: int, ids: np.ndarray, scores: np.ndarray, asked: int) -> RetrieverList:
+        cosine = cosines(self.collection, ids, self.vectors[i])
+        return RetrieverList(ids, scores, cosine, complete=len(ids) < asked)
 
     def _bm25_key(self, params: SearchParams) -> tuple[str, float, float]:
         stored = self.collection.manifest["bm25"]
@@ -146,39 +138,47 @@ class CandidatePool:
         b = float(stored["b"] if params.bm25_b is None else params.bm25_b)
         return params.bm25_engine, k1, b
 
-    def _vector_list(self, i: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        ids, sims = self._vector[i]
-        if len(ids) < depth and len(ids) < self.total:
-            ids, _ = self.collection.vector_index.search(
+    def _vector_list(self, i: int, depth: int) -> RetrieverList:
+        found = self._vector[i]
+        if len(found) < depth and not found.complete:
+            ids, scores = self.collection.vector_index.search(
                 self.vectors[i], depth, nprobe=self.nprobe, ef_search=self.ef_search
             )
-            sims = self._similarity(i, ids)
-            self._vector[i] = ids, sims
-        return ids[:depth], sims[:depth]
+            found = self._vector[i] = self._listed(i, ids, scores, depth)
+        return found.head(depth)
 
-    def _bm25_list(self, key: tuple[str, float, float], i: int, depth: int) -> np.ndarray:
+    def _bm25_list(self, key: tuple[str, float, float], i: int, depth: int) -> RetrieverList:
         lists = self._bm25.get(key)
+        engine = self.collection.lexical_engine(*key)
         if lists is None:
-            engine = self.collection.lexical_engine(*key)
-            lists = [engine.top_k(self.texts[q], self._first)[0] for q in self.ids]
+            lists = [
+                self._listed(n, *engine.top_k(self.texts[q], self._first), self._first)
+                for n, q in enumerate(self.ids)
+            ]
             self._bm25[key] = lists
-        ids = lists[i]
-        # top_k returns fewer than asked only when no more chunks match.
-        if len(ids) < depth and len(ids) == self._first:
-            ids = lists[i] = self.collection.lexical_engine(*key).top_k(
-                self.texts[self.ids[i]], depth
-            )[0]
-        return ids[:depth]
+        found = lists[i]
+        if len(found) < depth and not found.complete:
+            found = lists[i] = self._listed(i, *engine.top_k(self.texts[self.ids[i]], depth), depth)
+        return found.head(depth)
 
-    def _identifier_list(self, i: int) -> np.ndarray:
-        """The chunks holding every rare identifier of the query, best BM25 score first."""
+    def _identifier_list(self, i: int) -> RetrieverList:
         if i not in self._identifier:
-            lexical = self.collection.lexical
-            query = self.texts[self.ids[i]]
-            ids = identifier_matches(lexical, query)
-            scores = lexical.scores(query)[ids] if len(ids) else np.zeros(0)
-            self._identifier[i] = ids[np.lexsort((ids, -scores))] if len(ids) else ids
+            self._identifier[i] = identifier_list(
+                self.collection, self.texts[self.ids[i]], self.vectors[i]
+            )
         return self._identifier[i]
+
+    def gather(self, i: int, params: SearchParams, depth: int) -> Candidates:
+        """Query ``i``'s candidates for a setting at a depth, as a search would gather them."""
+        vector = self._vector_list(i, depth) if params.mode != "bm25" else RetrieverList()
+        bm25 = (
+            self._bm25_list(self._bm25_key(params), i, depth)
+            if params.mode != "vector"
+            else RetrieverList()
+        )
+        hybrid = params.mode == "hybrid" and params.identifier_match
+        identifiers = self._identifier_list(i) if hybrid else RetrieverList()
+        return Candidates(vector, bm25, identifiers)
 
     def _check(self, params: SearchParams) -> None:
         if params.filters:
@@ -209,6 +209,7 @@ class CandidatePool:
         self._check(params)
         run_k = max(self.depth, params.k)
         keep = run_k if limit is None else min(limit, run_k)
+        params = replace(params, k=run_k, collapse=True)
         return [self._rank_one(i, params, run_k)[:keep] for i in range(len(self.ids))]
 
     def run(self, params: SearchParams) -> RunDict:
@@ -229,102 +230,14 @@ class CandidatePool:
     def _rank_one(self, i: int, params: SearchParams, run_k: int) -> list[int]:
         if self._blank[i] or self.total == 0:
             return []
-        depth = min(max(params.candidates, run_k), self.total)
-        while True:
-            docs, below = self._at_depth(i, params, depth)
-            if len(docs) >= run_k or below > 0 or depth >= self.total:
-                return docs[:run_k]
-            depth = min(depth * 4, self.total)
-
-    def _at_depth(self, i: int, params: SearchParams, depth: int) -> tuple[list[int], int]:
-        """The collapsed documents at one candidate depth, and the vector candidates cut."""
-        below = 0
-        if params.mode == "bm25":
-            # run_queries does not embed queries in bm25 mode: no threshold applies.
-            ids = self._bm25_list(self._bm25_key(params), i, depth)
-        else:
-            vector_ids, sims = self._vector_list(i, depth)
-            passed = sims >= params.threshold
-            below = len(vector_ids) - int(np.count_nonzero(passed))
-            kept = vector_ids[passed] if below else vector_ids
-            if params.mode == "vector" or not len(kept):
-                ids = kept
-            else:
-                ids = self._fuse(i, params, depth, kept)
-        docs = self.chunk_doc[ids]
-        _, first = np.unique(docs, return_index=True)
-        return docs[np.sort(first)].tolist(), below
-
-    def _fuse(self, i: int, params: SearchParams, depth: int, kept: np.ndarray) -> np.ndarray:
-        """Weighted RRF of the kept vector, BM25 and identifier rankings, as run_search fuses."""
-        key = self._bm25_key(params)
-        cache_key = (
-            i,
-            key,
-            depth,
-            len(kept),
-            params.vector_weight,
-            params.bm25_weight,
-            float(params.rrf_k),
-            params.identifier_match,
-            lexical_floor(params),
+        ranking, _ = rank_deepening(
+            lambda depth: self.gather(i, params, depth),
+            params,
+            want=run_k,
+            total=self.total,
+            chunk_doc=self.chunk_doc,
         )
-        cached = self._fused.get(cache_key)
-        if cached is not None:
-            return cached
-        bm25 = self._bm25_list(key, i, depth)
-        identifiers = self._identifier_list(i) if params.identifier_match else bm25[:0]
-        if not len(identifiers):  # BM25 ranks only chunks on topic (SearchParams.lexical_margin)
-            bm25 = bm25[self._similarity(i, bm25) >= lexical_floor(params)]
-        rankings = [kept, bm25]
-        weights = [params.vector_weight, params.bm25_weight]
-        if params.identifier_match:
-            rankings.append(identifiers)
-            weights.append(params.bm25_weight)
-        fused, _ = rrf_order(rankings, weights, float(params.rrf_k))
-        if len(self._fused) >= _FUSED_CACHE_SIZE:
-            self._fused.clear()
-        self._fused[cache_key] = fused
-        return fused
-
-
-def rrf_order(
-    rankings: Sequence[np.ndarray], weights: Sequence[float], k: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted reciprocal rank fusion of ranked id arrays, vectorized.
-
-    The same scores, order and tie-break as :func:`~search_core.fusion.reciprocal_rank_fusion`
-    given the rankings in this order: ``score(d) = sum over rankings r of w_r / (k + rank_r(d))``
-    (added in ranking order, so the floats are the same), ties broken by the best rank, then by
-    id; a ranking of weight 0 adds no item.
-
-    Args:
-        rankings: each retriever's ids, best first (no repeats within one).
-        weights: the weight of each ranking.
-        k: the RRF constant.
-
-    Returns:
-        ``(ids, positions)``: the fused ids, best first, and for each its first position in
-        ``concatenate(rankings)`` (to look up per-candidate values).
-    """
-    arrays = [np.asarray(r, dtype=np.int64) for r in rankings]
-    ids = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-    unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    score = np.zeros(len(unique))
-    best = np.full(len(unique), np.inf)
-    start = 0
-    for ranking, weight in zip(arrays, weights, strict=True):
-        where = inverse[start : start + len(ranking)]
-        start += len(ranking)
-        if float(weight) <= 0:
-            continue
-        rank = np.full(len(unique), np.inf)
-        rank[where] = np.arange(1, len(ranking) + 1)
-        score = score + np.where(np.isfinite(rank), float(weight) / (k + rank), 0.0)
-        best = np.minimum(best, rank)
-    member = np.isfinite(best)
-    order = np.lexsort((unique[member], best[member], -score[member]))
-    return unique[member][order], first[member][order]
+        return self.chunk_doc[ranking.ids[:run_k]].tolist()
 
 
 # --------------------------------------------------------------------------- results

@@ -2,14 +2,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search_core.collection import BuildOptions, Collection, build_collection
 from search_core.evaluation import evaluate_run, ndcg_at_k, ranking_metrics, run_queries
-from search_core.fusion import reciprocal_rank_fusion
 from search_core.ingest import IngestReport
 from search_core.lab import evaluate
 from search_core.search import SearchParams
@@ -18,7 +16,6 @@ from search_core.sweeps import (
     ann_health,
     ann_sweep,
     fusion_sweep,
-    rrf_order,
     threshold_sweep,
 )
 from search_core.types import Document
@@ -75,6 +72,9 @@ def pool(shop: Collection) -> CandidatePool:
         SearchParams(lexical_margin=-2.0),
         SearchParams(lexical_margin=0.05, threshold=0.1),
         SearchParams(identifier_match=False, lexical_margin=0.4),
+        SearchParams(fusion="minmax"),
+        SearchParams(fusion="zscore", vector_weight=0.7, bm25_weight=0.3),
+        SearchParams(fusion="minmax", identifier_match=False, threshold=0.1),
     ],
     ids=lambda p: (
         "-".join(f"{k}={v}" for k, v in p.to_dict().items() if v != getattr(SearchParams(), k))
@@ -107,19 +107,6 @@ def test_pool_refuses_settings_it_was_not_gathered_with(pool: CandidatePool) -> 
         pool.rank(SearchParams(nprobe=4))
     with pytest.raises(ValueError, match="unfiltered"):
         pool.rank(SearchParams(filters={"lang": "en"}))
-
-
-rankings = st.lists(st.integers(0, 30), unique=True, max_size=15)
-weights = st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0])
-
-
-@settings(max_examples=200, deadline=None)
-@given(a=rankings, b=rankings, c=rankings, wa=weights, wb=weights, wc=weights, k=st.integers(0, 80))
-def test_vectorized_rrf_matches_fusion(a, b, c, wa, wb, wc, k) -> None:
-    expected = reciprocal_rank_fusion({"a": a, "b": b, "c": c}, {"a": wa, "b": wb, "c": wc}, k=k)
-    ids, positions = rrf_order([np.array(a), np.array(b), np.array(c)], [wa, wb, wc], float(k))
-    assert ids.tolist() == [i for i, _ in expected]
-    assert np.concatenate([a, b, c]).astype(int)[positions].tolist() == ids.tolist()
 
 
 @settings(max_examples=30, deadline=None)
