@@ -512,9 +512,10 @@ with tune_tab:
         st.info(NEED_JUDGMENTS)
     else:
         st.caption(
-            "Auto-tune tries fusion weights, RRF k, BM25 settings and thresholds, and reports "
-            "the score on queries it did not tune on (cross-validation), so tuning to the "
-            "test set does not flatter it."
+            "Auto-tune tries fusion methods and weights, RRF k, BM25 settings, thresholds and "
+            "the BM25 floor, and reports the score on queries it did not tune on "
+            "(cross-validation), so tuning to the test set does not flatter it. It keeps the "
+            "best default unless tuning beats it on held-out queries in a paired test."
         )
         folds = st.number_input(
             "Folds", 2, min(10, len(judged)), min(5, len(judged)), key="lab_tune_folds"
@@ -546,6 +547,11 @@ with tune_tab:
             )
             cols[1].metric(f"Best default ({report.best_default})", f"{best:.3f}")
             cols[2].metric("Settings tried", report.grid_size)
+            low, high = report.gain_ci
+            st.caption(
+                f"Gain on held-out queries: {report.gain:+.3f} (95% bootstrap interval over "
+                f"queries: {low:+.3f} to {high:+.3f})."
+            )
             st.plotly_chart(
                 display.tune_chart(report.defaults, report.held_out, report.chosen_score),
                 key="lab_tune_chart",

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from search_core.fusion import FUSION_METHODS
 from search_core.judgments import GRADE_LABELS, JudgmentStore
 from search_core.lab import save_config
 from search_core.search import SearchParams
@@ -156,9 +157,9 @@ threshold = right.slider(
     DEFAULT_THRESHOLD,
     0.01,
     key="search_threshold",
-    help="Vector mode drops results less similar than this to the query. Hybrid drops only "
-    "vector candidates under it (what BM25 finds is kept, unless a BM25 floor is set in the "
-    "settings) and answers nothing when no vector candidate reaches it. BM25 ignores it.",
+    help="Vector mode drops results less similar than this to the query. Hybrid drops "
+    "vector candidates under it, keeps what BM25 finds only above the BM25 floor (see the "
+    "settings), and answers nothing when no vector candidate reaches it. BM25 ignores it.",
     persist_state="session",
 )
 
@@ -204,21 +205,40 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
     bm25_weight = columns[3].slider(
         "BM25 weight", 0.0, 2.0, 1.0, 0.05, key="search_bm25_weight", persist_state="session"
     )
-    left, right = st.columns([3, 1])
-    lexical_margin = left.slider(
-        "BM25 floor: BM25 counts only above the minimum similarity plus (-2: no floor)",
-        -2.0,
-        1.0,
-        DEFAULT_LEXICAL_MARGIN,
-        0.05,
-        key="search_lexical_margin",
-        help="Hybrid: BM25 ranks a chunk only when its similarity to the query is at least the "
-        "minimum similarity plus this, unless chunks hold the query's identifiers (order ids, "
-        "CVE numbers), which BM25 then ranks freely. It keeps matches on common words out of "
-        "the results (on the sample, 0.2 lifts the paraphrase queries from 0.38 to 0.64 "
-        "nDCG@10). -2, the default, sets no floor.",
+    left, middle, right = st.columns([1, 2, 1])
+    fusion = left.selectbox(
+        "Fusion",
+        list(FUSION_METHODS),
+        format_func=lambda name: FUSION_METHODS[name].label,
+        key="search_fusion",
+        help="Hybrid: reciprocal rank fusion adds 1 / (k + rank) from each list; the two others "
+        "add each list's scores, normalized (min-max: 0 to 1; z-score: in standard deviations), "
+        "in proportion to the weights.",
         persist_state="session",
     )
+    floor_auto = middle.toggle(
+        "Automatic BM25 floor",
+        True,
+        key="search_floor_auto",
+        help="Hybrid: BM25 ranks a chunk only when its similarity to the query is at least the "
+        "minimum similarity plus a margin, unless chunks hold the query's identifiers (order "
+        "ids, CVE numbers). It keeps matches on common words out of the results (on the sample "
+        f"it lifts the paraphrase queries from 0.38 to 0.64 nDCG@10). Automatic: a margin of "
+        f"{DEFAULT_LEXICAL_MARGIN:g} where the embedding model reads the collection's language, "
+        "no floor where it does not.",
+        persist_state="session",
+    )
+    lexical_margin = None
+    if not floor_auto:
+        lexical_margin = middle.slider(
+            "BM25 floor: minimum similarity plus (-2: no floor)",
+            -2.0,
+            1.0,
+            DEFAULT_LEXICAL_MARGIN,
+            0.05,
+            key="search_lexical_margin",
+            persist_state="session",
+        )
     collapse = right.toggle(
         "One result per document", key="search_collapse", persist_state="session"
     )
@@ -274,6 +294,7 @@ try:
         filters=filters or None,
         collapse=collapse,
         lexical_margin=lexical_margin,
+        fusion=fusion,
     )
 except ValueError as exc:
     display.error(exc)

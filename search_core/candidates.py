@@ -34,6 +34,7 @@ import numpy as np
 
 from .fusion import ScoredList, fuse_lists
 from .lexical import identifier_matches
+from .settings import DEFAULT_LEXICAL_MARGIN
 
 if TYPE_CHECKING:  # search imports this module
     from .collection import Collection
@@ -112,11 +113,14 @@ class Candidates:
         bm25: BM25's candidates (empty in vector mode).
         identifier: chunks holding every rare identifier of the query, best BM25 score first
             (hybrid mode with identifier matching; empty otherwise).
+        model_reads_language: the embedding model reads the collection's language, so cosines
+            are evidence (the automatic BM25 floor applies).
     """
 
     vector: RetrieverList = field(default_factory=RetrieverList)
     bm25: RetrieverList = field(default_factory=RetrieverList)
     identifier: RetrieverList = field(default_factory=RetrieverList)
+    model_reads_language: bool = True
 
     def cosine_of(self) -> dict[int, float]:
         """The exact cosine of every candidate (none when the query is not embedded)."""
@@ -161,9 +165,18 @@ class Ranking:
         )
 
 
-def lexical_floor(params: SearchParams) -> float:
-    """The cosine a chunk needs for BM25 to rank it in hybrid mode (see ``lexical_margin``)."""
-    return params.threshold + params.lexical_margin
+def lexical_floor(params: SearchParams, model_reads_language: bool = True) -> float | None:
+    """The cosine a chunk needs for BM25 to rank it in hybrid mode, or None for no floor.
+
+    ``threshold + lexical_margin``; an automatic margin (None) is ``DEFAULT_LEXICAL_MARGIN``
+    where the model reads the collection's language and no floor where it does not.
+    """
+    margin = params.lexical_margin
+    if margin is None:
+        if not model_reads_language:
+            return None
+        margin = DEFAULT_LEXICAL_MARGIN
+    return params.threshold + margin
 
 
 def rank(candidates: Candidates, params: SearchParams) -> Ranking:
@@ -193,7 +206,8 @@ def rank(candidates: Candidates, params: SearchParams) -> Ranking:
     floor = None
     gated: frozenset[int] = frozenset()
     if not len(identifiers) and bm25.cosine is not None:
-        floor = lexical_floor(params)
+        floor = lexical_floor(params, candidates.model_reads_language)
+    if floor is not None:
         on_topic = bm25.cosine >= floor
         gated = frozenset(bm25.ids[~on_topic].tolist())
         bm25 = bm25.where(on_topic)
@@ -307,4 +321,4 @@ def gather(
         bm25_list = RetrieverList(ids, scores, cosines(collection, ids, vector), len(ids) < depth)
     if params.mode == "hybrid" and params.identifier_match:
         identifiers = identifier_list(collection, query, vector, mask)
-    return Candidates(vector_list, bm25_list, identifiers)
+    return Candidates(vector_list, bm25_list, identifiers, collection.model_reads_language)

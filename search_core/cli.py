@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from .chunking import ChunkingConfig
 from .embedding import EMBEDDING_BACKENDS
 from .errors import SearchExplorerError
+from .fusion import FUSION_METHODS
 from .settings import (
     DEFAULT_BACKEND,
     DEFAULT_CANDIDATES,
@@ -206,6 +207,7 @@ def _search_options(args: argparse.Namespace, collection: Any) -> dict[str, Any]
     return {
         "threshold": args.threshold,
         "rrf_k": args.rrf_k,
+        "fusion": args.fusion,
         "lexical_margin": args.lexical_margin,
         "vector_weight": args.vector_weight,
         "bm25_weight": args.bm25_weight,
@@ -432,11 +434,17 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rrf-k", type=float, default=DEFAULT_RRF_K, help="RRF constant (hybrid)")
     parser.add_argument(
+        "--fusion",
+        default="rrf",
+        help=f"hybrid fusion method, one of {', '.join(FUSION_METHODS)} (default rrf)",
+    )
+    parser.add_argument(
         "--lexical-margin",
         type=float,
-        default=DEFAULT_LEXICAL_MARGIN,
+        default=None,
         help="hybrid: BM25 ranks only chunks whose cosine is at least the threshold plus this, "
-        f"unless the query's identifiers match (default {DEFAULT_LEXICAL_MARGIN}; -2: no floor)",
+        f"unless the query's identifiers match (default: {DEFAULT_LEXICAL_MARGIN} where the "
+        "embedding model reads the collection's language, no floor elsewhere; -2: no floor)",
     )
     parser.add_argument(
         "--vector-weight", type=float, default=1.0, help="weight of the vector ranking"

@@ -63,7 +63,13 @@ from .embedding import (
 )
 from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
 from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
-from .settings import DEFAULT_BACKEND, DEFAULT_INDEX_KIND, cache_folder, collections_home
+from .settings import (
+    DEFAULT_BACKEND,
+    DEFAULT_INDEX_KIND,
+    MODEL_LANGUAGES,
+    cache_folder,
+    collections_home,
+)
 from .storage import (
     atomic_write,
     fsync_dir,
@@ -243,6 +249,17 @@ class Collection:
     def analyzer(self) -> Analyzer:
         """The BM25 analysis of documents and queries (from the manifest; English before)."""
         return self.lexical.analyzer
+
+    @property
+    def model_reads_language(self) -> bool:
+        """Whether the embedding model was trained on the collection's language.
+
+        Known models list their languages in :data:`~search_core.settings.MODEL_LANGUAGES`;
+        another model, or a collection analyzed with no language, counts as read.
+        """
+        languages = MODEL_LANGUAGES.get(str(self.manifest["model"]["name"]))
+        language = self.analyzer.language
+        return languages is None or language == "none" or language in languages
 
     @property
     def fingerprint(self) -> str:

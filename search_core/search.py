@@ -32,7 +32,6 @@ from .lexical import ENGINES
 from .settings import (
     DEFAULT_CANDIDATES,
     DEFAULT_K,
-    DEFAULT_LEXICAL_MARGIN,
     DEFAULT_RRF_K,
     DEFAULT_THRESHOLD,
 )
@@ -89,15 +88,17 @@ class SearchParams:
         identifier_match: in hybrid mode, fuse a third ranking of the chunks that contain every
             rare identifier of the query (see :func:`search_core.lexical.identifier_matches`).
         lexical_margin: in hybrid mode, BM25 ranks a chunk only when its cosine to the query is
-            at least ``threshold + lexical_margin``, unless chunks hold the query's rare
-            identifiers (then BM25 ranks every candidate): a BM25 match on common words
-            ("opened", "returned") with a low cosine is not evidence. -2 (the default) sets
-            no floor.
+            at least ``threshold + lexical_margin`` (the BM25 floor), unless chunks hold the
+            query's rare identifiers (then BM25 ranks every candidate): a BM25 match on common
+            words ("opened", "returned") with a low cosine is not evidence. None (the default)
+            is automatic: ``DEFAULT_LEXICAL_MARGIN`` (0.2) where the embedding model reads the
+            collection's language (:attr:`Collection.model_reads_language`), no floor where it
+            does not. -2 sets no floor.
 
     Why the floor: on the sample's 31 paraphrase queries, BM25 alone reaches nDCG@10 0.069 and
-    its ranks pull hybrid down to 0.375 against 0.650 for vector alone; with a margin of 0.2
-    hybrid reaches 0.644 there, keeps its exact-id (0.943) and mixed (0.829) scores, and 0.785
-    overall against 0.678. It is not the default yet: see ``DEFAULT_LEXICAL_MARGIN``.
+    its ranks pulled hybrid down to 0.375 against 0.650 for vector alone; with a margin of 0.2
+    hybrid reaches 0.644 there and keeps its exact-id and mixed scores (BENCHMARKS.md, quality
+    section).
 
     Every number has a valid range, bounds included (``INTEGER_SETTINGS``,
     ``NUMBER_SETTINGS``); it must be finite, and a bool is not a number (NaN would make every
@@ -140,13 +141,13 @@ class SearchParams:
     collapse: bool = False
     fusion: str = "rrf"
     identifier_match: bool = True
-    lexical_margin: float = DEFAULT_LEXICAL_MARGIN
+    lexical_margin: float | None = None
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, SEARCH_MODES)
         _check_choice("BM25 engine", self.bm25_engine, sorted(ENGINES))
         _check_choice("fusion method", self.fusion, sorted(FUSION_METHODS))
-        optional = {"nprobe", "ef_search", "bm25_k1", "bm25_b"}
+        optional = {"nprobe", "ef_search", "bm25_k1", "bm25_b", "lexical_margin"}
         for name, (low, high) in (INTEGER_SETTINGS | NUMBER_SETTINGS).items():
             value = getattr(self, name)
             if value is None and name in optional:

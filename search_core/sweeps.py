@@ -106,6 +106,7 @@ class CandidatePool:
         self.total = len(collection.chunks)
         self.chunk_doc = collection.chunk_doc_index
         self.doc_ids = [d.doc_id for d in collection.documents]
+        self.reads_language = collection.model_reads_language
         if vectors is None:
             vectors = collection.embedder.embed_queries([self.texts[q] for q in self.ids])
         self.vectors = np.asarray(vectors, dtype=np.float32)
@@ -178,7 +179,7 @@ class CandidatePool:
         )
         hybrid = params.mode == "hybrid" and params.identifier_match
         identifiers = self._identifier_list(i) if hybrid else RetrieverList()
-        return Candidates(vector, bm25, identifiers)
+        return Candidates(vector, bm25, identifiers, self.reads_language)
 
     def _check(self, params: SearchParams) -> None:
         if params.filters:

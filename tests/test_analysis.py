@@ -13,9 +13,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-import bm25s
 import numpy as np
 import pytest
 import Stemmer
@@ -32,6 +32,7 @@ from search_core.analysis import (
     detect,
     detect_language,
 )
+from search_core.baselines import plain_bm25s_run
 from search_core.cli import main
 from search_core.collection import (
     CURRENT_FILE,
@@ -79,12 +80,24 @@ def test_every_snowball_stemmer_has_a_language_with_stopwords() -> None:
         assert bool(LANGUAGES[code].stopword_set) == (code not in WITHOUT_STOPWORDS), code
 
 
-def test_english_analyzer_is_the_first_release_tokenizer() -> None:
+def test_collections_built_before_keep_the_first_release_analysis() -> None:
     texts = ["The cats are running", "Order ID: 12345,", "don't on-the-fly", "Café été 19.99"]
-    assert ENGLISH == LANGUAGES["en"] == analyzer_for("en", origin="detected")
+    assert ENGLISH.origin == "legacy"
     assert ENGLISH.stopword_set == lexical.STOPWORDS
     assert ENGLISH.tokenize_many(texts) == lexical.tokenize_many(texts)
     assert ENGLISH.tokenize("The cats are running") == ["cat", "run"]
+
+
+def test_english_drops_nltk_stopwords_and_keeps_only_identifiers_whole() -> None:
+    english = LANGUAGES["en"]
+    assert english == analyzer_for("en", origin="detected")
+    # the first release's analysis but for the stopword list and the identifier rule
+    assert replace(english, stopwords="bm25s-en", tokenizer="words") == ENGLISH
+    assert english.stopword_set > lexical.STOPWORDS  # NLTK's list holds bm25s's short one
+    assert {"doesn't", "doesnt", "very", "own"} <= english.stopword_set
+    assert english.tokenize("flow-rate of ORD-58213, v2.3.1 doesn't") == [
+        "flow", "rate", "ord-58213", "ord", "58213", "v2.3.1", "v2", "3", "1",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("language", [*LANGUAGES, "none"])
@@ -210,13 +223,12 @@ def test_detection_picks_the_corpus_language(lang: str) -> None:
     assert detection.share > 0.9 and detection.texts == len(corpus_texts(lang))
 
 
-def test_english_corpora_keep_the_english_analysis() -> None:
-    """The sample (and every English corpus) is analyzed exactly as before analyzers."""
+def test_english_corpora_get_the_english_analysis() -> None:
     rows = (SAMPLE_DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
     texts = [json.loads(row)["text"] for row in rows]
     analyzer, detection = choose_analyzer(texts)
     assert detection is not None and detection.language == "en" and detection.share > 0.95
-    assert analyzer == ENGLISH and analyzer.tokenize_many(texts) == lexical.tokenize_many(texts)
+    assert analyzer == LANGUAGES["en"] and analyzer.origin == "detected"
 
 
 @pytest.mark.parametrize(
@@ -253,7 +265,7 @@ def test_too_little_text_keeps_english(texts: list[str]) -> None:
     detection = detect(texts)
     assert detection.language == "en" and detection.votes == {}
     assert detection.note.startswith("too little text to tell")
-    assert choose_analyzer(texts)[0] == ENGLISH
+    assert choose_analyzer(texts)[0] == LANGUAGES["en"]
 
 
 def test_short_texts_vote_together() -> None:
@@ -401,21 +413,11 @@ def test_cli_refuses_an_unknown_language_before_reading(capsys, home: Path) -> N
 
 def plain_bm25s_ndcg(collection, lang: str) -> float:
     """nDCG@10 of plain bm25s (its default tokenizer, no stemming or stopwords) on the same
-    indexed texts; every document of these sets is one chunk."""
-    texts = collection.indexed_texts()
-    doc_ids = [chunk.doc_id for chunk in collection.chunks]
-    assert len(set(doc_ids)) == len(doc_ids)
-    model = bm25s.BM25()
-    model.index(bm25s.tokenize(texts, stopwords=None, show_progress=False), show_progress=False)
+    indexed texts."""
     queries = load_queries(MULTILINGUAL / lang / "queries.jsonl").queries
     qrels = load_qrels(MULTILINGUAL / lang / "qrels" / "test.tsv")
-    run = {}
-    for qid, text in queries.items():
-        terms = bm25s.tokenize([text], stopwords=None, return_ids=False, show_progress=False)[0]
-        known = [t for t in terms if t in model.vocab_dict]
-        scores = model.get_scores(known) if known else np.zeros(len(texts))
-        order = [i for i in np.lexsort((np.arange(len(scores)), -scores)) if scores[i] > 0]
-        run[qid] = {doc_ids[i]: float(len(order) - rank) for rank, i in enumerate(order[:100])}
+    doc_ids = [chunk.doc_id for chunk in collection.chunks]
+    run = plain_bm25s_run(collection.indexed_texts(), doc_ids, queries)
     return evaluate_run(qrels, run, ["ndcg@10"]).metrics["ndcg@10"]
 
 

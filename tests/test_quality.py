@@ -13,6 +13,7 @@ import pytest
 
 from search_core.evaluation import evaluate_collection, load_qrels, load_queries
 from search_core.search import SearchParams, run_search
+from search_core.settings import DEFAULT_LEXICAL_MARGIN
 from tests.conftest import SAMPLE_DATA
 
 FLOORS = {
@@ -42,17 +43,13 @@ def test_default_ndcg_reaches_the_plain_recipes(dataset: str, shared_collection)
 TAGS = ("exact-id", "paraphrase", "mixed")
 
 
-def test_the_bm25_floor_stops_hybrid_diluting_the_sample_by_tag(sample_collection) -> None:
-    # Without the BM25 floor (SearchParams.lexical_margin; not the default yet), hybrid's
-    # paraphrase nDCG@10 is 0.375 against 0.650 for vector mode: BM25's common-word matches
-    # dilute it.
-    folder = SAMPLE_DATA
-    query_set = load_queries(folder / "queries.jsonl")
-    qrels = load_qrels(folder / "qrels" / "test.tsv")
+def test_hybrid_never_dilutes_the_sample_by_tag(sample_collection) -> None:
+    # Before the BM25 floor, hybrid's paraphrase nDCG@10 was 0.375 against 0.650 for vector
+    # mode: BM25's common-word matches diluted it. Defaults only.
+    query_set = load_queries(SAMPLE_DATA / "queries.jsonl")
+    qrels = load_qrels(SAMPLE_DATA / "qrels" / "test.tsv")
     reports = {
-        mode: evaluate_collection(
-            sample_collection, query_set, qrels, SearchParams(mode=mode, lexical_margin=0.2)
-        )
+        mode: evaluate_collection(sample_collection, query_set, qrels, SearchParams(mode=mode))
         for mode in ("vector", "bm25", "hybrid")
     }
     for tag in TAGS:
@@ -66,12 +63,12 @@ def test_the_bm25_floor_stops_hybrid_diluting_the_sample_by_tag(sample_collectio
 def test_bm25_ranks_only_chunks_on_topic_in_hybrid(sample_collection) -> None:
     query_set = load_queries(SAMPLE_DATA / "queries.jsonl")
     paraphrases = [q for q, tag in query_set.tags.items() if tag == "paraphrase"]
-    gated = SearchParams(lexical_margin=0.2)
-    floor = gated.threshold + gated.lexical_margin
+    assert sample_collection.model_reads_language
+    floor = SearchParams().threshold + DEFAULT_LEXICAL_MARGIN
     let_through = 0
     for qid in paraphrases:
         text = query_set.queries[qid]
-        for hit in run_search(sample_collection, text, gated).hits:
+        for hit in run_search(sample_collection, text, SearchParams()).hits:
             if hit.identifier_match:
                 continue
             # here for its vector rank, or BM25 ranked it because it is on topic

@@ -18,6 +18,7 @@ from search_core.sweeps import (
     fusion_sweep,
     threshold_sweep,
 )
+from search_core.tuning import TuneGrid
 from search_core.types import Document
 
 DOCS = (
@@ -253,3 +254,12 @@ def test_ann_health(shop: Collection, ivf: Collection) -> None:
     assert memory["ivfpq"]["bytes_per_vector"] < memory["flat"]["bytes_per_vector"]
     assert "624 vectors" in memory["ivfpq"]["note"]  # too few vectors for its quantizer
     assert 0.0 < health.recall <= 1.0 and health.sample == 50
+
+
+@pytest.mark.parametrize("grid", [TuneGrid(), TuneGrid.small()], ids=["full", "small"])
+def test_the_pool_ranks_every_point_of_the_tuner_grid_as_a_run(
+    shop: Collection, pool: CandidatePool, grid: TuneGrid
+) -> None:
+    # tune ranks with the pool, searches with run_search: one candidate stage, so the same
+    for params in grid.points(SearchParams(k=10)):
+        assert pool.run(params) == run_queries(shop, QUERIES, params, vectors=pool.vectors), params

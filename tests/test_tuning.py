@@ -9,7 +9,7 @@ from search_core.collection import Collection, build_collection
 from search_core.evaluation import evaluate_run, load_qrels, load_queries, run_queries
 from search_core.ingest import IngestReport
 from search_core.search import SearchParams
-from search_core.tuning import TuneGrid, describe_params, tune
+from search_core.tuning import ALPHA, TuneGrid, _Chooser, describe_params, tune
 from search_core.types import Document
 
 DOCS = (
@@ -44,6 +44,8 @@ SMALL_GRID = TuneGrid(
     rrf_ks=(60.0, 10.0),
     bm25=((None, None), (0.9, 0.4)),
     thresholds=(0.0, 0.3),
+    fusions=("rrf", "minmax"),
+    margins=(None, -2.0),
 )
 
 
@@ -98,10 +100,15 @@ def test_grid_lists_the_defaults_first_and_each_search_once() -> None:
     bm25 = [p for p in points if p.mode == "bm25"]
     assert {p.threshold for p in bm25} == {SearchParams().threshold}  # ignored by bm25
     assert len(bm25) == 2
-    # vector: the default threshold plus the grid's; hybrid: every combination
+    # vector: the default threshold plus the grid's; hybrid: RRF crosses BM25 settings,
+    # weights, rrf_k and thresholds, min-max the weights and thresholds, and each fusion adds
+    # the no-floor margin (the automatic one is already there)
     thresholds = {SearchParams().threshold, 0.0, 0.3}
     assert len([p for p in points if p.mode == "vector"]) == len(thresholds)
-    assert len([p for p in points if p.mode == "hybrid"]) == 2 * 3 * 2 * len(thresholds)
+    hybrid = [p for p in points if p.mode == "hybrid"]
+    assert len([p for p in hybrid if p.fusion == "rrf"]) == 2 * 3 * 2 * len(thresholds) + 1
+    assert len([p for p in hybrid if p.fusion == "minmax"]) == 3 * len(thresholds) + 1
+    assert {p.rrf_k for p in hybrid if p.fusion == "minmax"} == {SearchParams().rrf_k}
 
 
 @pytest.mark.parametrize(
@@ -114,6 +121,10 @@ def test_grid_lists_the_defaults_first_and_each_search_once() -> None:
             "hybrid mode with vector weight 1 and BM25 weight 0.5, rrf_k 30, BM25 k1 0.9 and b 0.4",
         ),
         (SearchParams(mode="bm25", threshold=0.9), "the default bm25 mode"),
+        (
+            SearchParams(fusion="zscore", rrf_k=10, lexical_margin=-2.0),
+            "hybrid mode with zscore fusion, no BM25 floor",
+        ),
     ],
 )
 def test_describe_params(params: SearchParams, words: str) -> None:
@@ -150,3 +161,53 @@ def test_tuning_holds_up_on_held_out_queries(dataset: str, shared_collection) ->
     best_default = max(result.defaults.values())
     assert result.held_out >= best_default - 0.005
     assert describe_params(result.chosen) in result.reason
+
+
+def test_a_small_query_set_gets_the_small_grid(shop: Collection) -> None:
+    report = tune(shop, QUERIES, QRELS, folds=3)
+    assert report.small_grid and "small grid" in report.reason
+    assert report.grid_size == len(TuneGrid.small().points(SearchParams(k=10)))
+    assert report.gain_ci[0] <= report.gain <= report.gain_ci[1]
+
+
+def _chooser(scores: np.ndarray, complexity: list[int]) -> _Chooser:
+    return _Chooser(np.asarray(scores, dtype=float), np.array(complexity), 0, 5, 0)
+
+
+def test_a_tuned_setting_replaces_the_default_only_with_evidence() -> None:
+    rng = np.random.default_rng(1)
+    default = rng.uniform(0.2, 0.6, 60)
+    others = [default - 0.1, default - 0.2]  # the two other default modes
+    everyone = np.arange(60)
+    # better on every query: chosen, with a tiny p-value
+    consistent = _chooser([default, *others, default + 0.1], [0, 0, 0, 1]).choose(everyone)
+    assert (consistent.row, consistent.kept_default) == (3, False) and consistent.p_value < 1e-6
+    # better on average by luck on some queries only: the default is kept
+    noise = default + rng.choice([-0.3, 0.32], 60)
+    lucky = _chooser([default, *others, noise], [0, 0, 0, 1]).choose(everyone)
+    assert (lucky.row, lucky.kept_default) == (0, True) and lucky.p_value >= ALPHA
+
+
+def test_the_one_standard_error_rule_prefers_fewer_changes() -> None:
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.2, 0.6, 80)
+    simple = base + 0.10 + rng.normal(0, 0.02, 80)
+    busy = base + 0.101 + rng.normal(0, 0.02, 80)  # a hair better, three settings changed
+    chooser = _chooser([base, base - 0.1, base - 0.2, busy, simple], [0, 0, 0, 3, 1])
+    assert chooser.best(np.arange(80)) == 4
+    assert chooser.choose(np.arange(80)).row == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_tuning_never_loses_on_a_small_judged_set(seed: int, shared_collection) -> None:
+    # 35 queries sampled from cranfield: 400 settings tuned on 28 of them used to overfit
+    collection, folder = shared_collection("cranfield")
+    query_set = load_queries(folder / "queries.jsonl")
+    qrels = load_qrels(folder / "qrels" / "test.tsv")
+    ids = sorted(query_set.queries)
+    picks = np.random.default_rng(100 + seed).choice(len(ids), 35, replace=False)
+    queries = {ids[i]: query_set.queries[ids[i]] for i in sorted(picks)}
+    result = tune(collection, queries, qrels, seed=seed)
+    assert result.small_grid
+    assert result.held_out >= max(result.defaults.values()) - 0.005, result.reason
