@@ -37,6 +37,15 @@ st.markdown(
     f"({model['dim']}-number vectors, run by {display.md(str(model.get('backend', 'torch')))}) · "
     f"**Index:** {index.kind} · **Built:** {built} UTC"
 )
+reads = (
+    "the embedding model reads it, so the BM25 floor applies"
+    if collection.model_reads_language
+    else "the embedding model was not trained on it: no automatic BM25 floor"
+)
+st.markdown(
+    f"**Language (BM25 analysis):** {display.md(collection.analyzer.describe())}; "
+    f"{display.md(reads)}."
+)
 st.caption("Model fingerprint (sha256 of its weights, configuration, tokenizer and backend):")
 st.code(collection.fingerprint, language=None)
 parameters = ", ".join(f"{k} = {v}" for k, v in index.params.items())

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from search_core.analysis import Analyzer
 from search_core.fusion import FUSION_METHODS
 from search_core.judgments import GRADE_LABELS, JudgmentStore
 from search_core.lab import save_config
@@ -60,12 +61,13 @@ def show_hit(
     threshold: float,
     *,
     short: bool,
+    analyzer: Analyzer,
 ) -> None:
     """One result: title, highlighted text, why it is here, and the judging buttons."""
     with st.container(border=True):
         st.markdown(display.hit_header(hit))
         text = display.snippet(hit.text, 400) if short else hit.text
-        st.markdown(display.highlight(text, query))
+        st.markdown(display.highlight(text, query, analyzer))
         st.caption(display.retriever_line(hit, mode, threshold))
         if hit.metadata:
             st.caption(display.md(" · ".join(f"{k}: {v}" for k, v in hit.metadata.items())))
@@ -242,6 +244,17 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
     collapse = right.toggle(
         "One result per document", key="search_collapse", persist_state="session"
     )
+    aggregation = "best"
+    if collapse:
+        aggregation = right.selectbox(
+            "Document score",
+            ["best", "best-two"],
+            format_func=lambda name: {"best": "its best chunk", "best-two": "its two best"}[name],
+            key="search_aggregation",
+            help="A document ranks by its best chunk's score, or by the sum of its two best "
+            "(a second matching passage counts as more evidence).",
+            persist_state="session",
+        )
 
 filters: dict[str, object] = {}
 fields = state.metadata_fields(collection)
@@ -295,6 +308,7 @@ try:
         collapse=collapse,
         lexical_margin=lexical_margin,
         fusion=fusion,
+        aggregation=aggregation,
     )
 except ValueError as exc:
     display.error(exc)
@@ -342,7 +356,16 @@ with results:
                 st.info(display.no_result(response, threshold, filtered=bool(filters)))
             for hit in response.hits:
                 grade = grades.get(hit.doc_id)
-                show_hit(hit, m, query, store, grade, threshold, short=mode == "all")
+                show_hit(
+                    hit,
+                    m,
+                    query,
+                    store,
+                    grade,
+                    threshold,
+                    short=mode == "all",
+                    analyzer=collection.analyzer,
+                )
 
 with charts:
     st.subheader("Scores and timings")

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # search imports this module
     from .search import SearchParams
 
 __all__ = [
+    "AGGREGATIONS",
     "Candidates",
     "GatherTimes",
     "Ranking",
@@ -151,18 +152,48 @@ class Ranking:
     floor: float | None = None
     gated: frozenset[int] = frozenset()
 
-    def collapsed(self, chunk_doc: np.ndarray) -> Ranking:
-        """One chunk per document, its best."""
-        _, first = np.unique(chunk_doc[self.ids], return_index=True)
-        keep = np.sort(first)
+    def collapsed(self, chunk_doc: np.ndarray, aggregation: str = "best") -> Ranking:
+        """One chunk per document, its best, ranked by an ``AGGREGATIONS`` rule."""
+        keep, scores = AGGREGATIONS[aggregation](chunk_doc[self.ids], self.scores)
         return Ranking(
             self.ids[keep],
-            self.scores[keep],
+            scores,
             self.below_threshold,
             self.identifiers,
             self.floor,
             self.gated,
         )
+
+
+def _best_chunk(docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A document ranks as its best chunk: ``score(d) = max over its chunks``."""
+    _, first = np.unique(docs, return_index=True)
+    keep = np.sort(first)
+    return keep, scores[keep]
+
+
+def _best_two(docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A document ranks by the sum of its two best chunks' scores (a second matching passage
+    is more evidence; Callan, SIGIR 1994, on passage-level evidence), shown by its best chunk;
+    ties keep the order of the best chunks."""
+    _, first, inverse = np.unique(docs, return_index=True, return_inverse=True)
+    total = scores[first].astype(np.float64).copy()
+    seen = np.zeros(len(first), dtype=np.int64)
+    np.add.at(seen, inverse, 1)
+    # the second chunk of each document, in rank order: its position after the first
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(seen)[:-1]))
+    second = seen >= 2
+    total[second] += scores[order[starts[second] + 1]]
+    rank = np.lexsort((first, -total))
+    return first[rank], total[rank]
+
+
+Aggregation = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+AGGREGATIONS: dict[str, Aggregation] = {"best": _best_chunk, "best-two": _best_two}
+"""How a document's chunks make its score when hits collapse to documents:
+``(each ranked chunk's document, its score) -> (positions kept, document scores)``."""
 
 
 def lexical_floor(params: SearchParams, model_reads_language: bool = True) -> float | None:
@@ -247,7 +278,7 @@ def rank_deepening(
         candidates = gather_at(depth)
         ranking = rank(candidates, params)
         if params.collapse:
-            ranking = ranking.collapsed(chunk_doc)
+            ranking = ranking.collapsed(chunk_doc, params.aggregation)
         enough = len(ranking.ids) >= want or ranking.below_threshold > 0
         if not params.collapse or enough or depth >= total:
             return ranking, candidates

@@ -312,7 +312,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .collection import read_manifest
+    from .collection import manifest_analyzer, read_manifest
 
     folder, manifest = read_manifest(args.name, args.home)
     if args.json:
@@ -331,6 +331,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"fingerprint  {model['fingerprint']}",
         f"index        {index['kind']} {json.dumps(index.get('params', {}), sort_keys=True)}",
         "bm25         {engine} k1={k1} b={b}".format(**manifest["bm25"]),
+        f"language     {manifest_analyzer(manifest).describe()}",
     ]
     if index.get("fallback_reason"):
         lines.append(f"note         {index['fallback_reason']}")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .candidates import GatherTimes, gather, rank_deepening
+from .candidates import AGGREGATIONS, GatherTimes, gather, rank_deepening
 from .collection import Collection
 from .embedding import clean_text
 from .filters import chunk_mask, validate_filters
@@ -94,6 +94,9 @@ class SearchParams:
             is automatic: ``DEFAULT_LEXICAL_MARGIN`` (0.2) where the embedding model reads the
             collection's language (:attr:`Collection.model_reads_language`), no floor where it
             does not. -2 sets no floor.
+        aggregation: with ``collapse``, how a document's chunks make its score: ``best`` (its
+            best chunk) or ``best-two`` (the sum of its two best), see
+            :data:`search_core.candidates.AGGREGATIONS`.
 
     Why the floor: on the sample's 31 paraphrase queries, BM25 alone reaches nDCG@10 0.069 and
     its ranks pulled hybrid down to 0.375 against 0.650 for vector alone; with a margin of 0.2
@@ -142,11 +145,13 @@ class SearchParams:
     fusion: str = "rrf"
     identifier_match: bool = True
     lexical_margin: float | None = None
+    aggregation: str = "best"
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, SEARCH_MODES)
         _check_choice("BM25 engine", self.bm25_engine, sorted(ENGINES))
         _check_choice("fusion method", self.fusion, sorted(FUSION_METHODS))
+        _check_choice("aggregation", self.aggregation, sorted(AGGREGATIONS))
         optional = {"nprobe", "ef_search", "bm25_k1", "bm25_b", "lexical_margin"}
         for name, (low, high) in (INTEGER_SETTINGS | NUMBER_SETTINGS).items():
             value = getattr(self, name)

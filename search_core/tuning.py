@@ -70,6 +70,8 @@ class TuneGrid:
         fusions: fusion methods of the hybrid mode (``FUSION_METHODS`` names).
         margins: BM25 floor margins of the hybrid mode (``SearchParams.lexical_margin``; None
             is automatic, -2 no floor).
+        aggregations: how a document's chunks make its score (``SearchParams.aggregation``),
+            tried with each mode's defaults.
     """
 
     weights: tuple[tuple[float, float], ...] = (
@@ -86,6 +88,7 @@ class TuneGrid:
     thresholds: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)
     fusions: tuple[str, ...] = ("rrf", "minmax", "zscore")
     margins: tuple[float | None, ...] = (None, -2.0, 0.1, 0.3)
+    aggregations: tuple[str, ...] = ("best", "best-two")
 
     @classmethod
     def small(cls) -> TuneGrid:
@@ -97,6 +100,7 @@ class TuneGrid:
             thresholds=(0.0,),
             fusions=("rrf", "minmax"),
             margins=(None, -2.0),
+            aggregations=("best",),
         )
 
     def points(self, base: SearchParams) -> list[SearchParams]:
@@ -137,6 +141,7 @@ class TuneGrid:
                 for t in thresholds
             ]
             points += [replace(hybrid, fusion=fusion, lexical_margin=m) for m in self.margins]
+        points += [replace(d, aggregation=a) for d in defaults for a in self.aggregations]
         unique: dict[str, SearchParams] = {}
         for point in points:
             unique.setdefault(repr(sorted(point.to_dict().items())), point)
@@ -273,6 +278,8 @@ def describe_params(params: SearchParams) -> str:
             if margin is not None and margin <= -2
             else f"BM25 floor margin {margin:g}"
         )
+    if params.aggregation != default.aggregation:
+        parts.append("documents scored by the sum of their two best chunks")
     if len(parts) == 1:
         return f"the default {parts[0]}"
     return f"{parts[0]} with " + ", ".join(parts[1:])
@@ -314,6 +321,7 @@ _TUNED = (
     "bm25_b",
     "threshold",
     "lexical_margin",
+    "aggregation",
 )
 
 

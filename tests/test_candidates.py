@@ -85,3 +85,20 @@ def test_deepening_grows_the_depth_until_enough_documents() -> None:
     ranking, _ = rank_deepening(gather_at, params, want=3, total=6, chunk_doc=chunk_doc)
     assert asked == [3, 6]
     assert chunk_doc[ranking.ids].tolist() == [0, 1, 2]
+
+
+def test_best_two_ranks_a_document_by_the_sum_of_its_two_best_chunks() -> None:
+    # chunks 0 and 2 are document 5, chunks 1, 4 and 5 document 7, chunk 3 document 9
+    chunk_doc = np.array([5, 7, 5, 9, 7, 7])
+    ranking = rank(
+        Candidates(
+            listed(range(6), [0.9, 0.8, 0.3, 0.7, 0.6, 0.1], [0.9, 0.8, 0.3, 0.7, 0.6, 0.1])
+        ),
+        SearchParams(mode="vector", threshold=0.0),
+    )
+    best = ranking.collapsed(chunk_doc)
+    assert chunk_doc[best.ids].tolist() == [5, 7, 9]
+    two = ranking.collapsed(chunk_doc, "best-two")
+    assert chunk_doc[two.ids].tolist() == [7, 5, 9]  # 0.8 + 0.6 beats 0.9 + 0.3
+    assert two.ids.tolist() == [1, 0, 3]  # each shown by its best chunk
+    assert two.scores.tolist() == pytest.approx([1.4, 1.2, 0.7])

@@ -53,6 +53,7 @@ def test_index_search_list_info_delete(capsys, home: Path, corpus: Path) -> None
     assert out.split()[0] == "orders"
     code, out, _ = run(capsys, "info", "orders")
     assert "fingerprint" in out and "flat" in out
+    assert "language     english (detected), Snowball stemmer" in out
     code, out, _ = run(capsys, "delete", "orders")
     assert code == 0
     code, out, err = run(capsys, "search", "orders", "x")

@@ -76,6 +76,8 @@ def pool(shop: Collection) -> CandidatePool:
         SearchParams(fusion="minmax"),
         SearchParams(fusion="zscore", vector_weight=0.7, bm25_weight=0.3),
         SearchParams(fusion="minmax", identifier_match=False, threshold=0.1),
+        SearchParams(aggregation="best-two"),
+        SearchParams(mode="vector", aggregation="best-two"),
     ],
     ids=lambda p: (
         "-".join(f"{k}={v}" for k, v in p.to_dict().items() if v != getattr(SearchParams(), k))

@@ -8,6 +8,7 @@ from dataclasses import replace
 import plotly.graph_objects as go
 import pytest
 
+from search_core.analysis import analyzer_for
 from search_core.types import Hit, RetrieverScore, SearchResponse, Timings
 from ui import display
 
@@ -211,3 +212,13 @@ def test_legends_sit_under_the_plot_clear_of_the_toolbars(chart: str) -> None:
         fig = display.timings_chart({"Vector": timings(1.0)}, embed_ms=5.0)
     legend = fig.layout.legend
     assert (legend.yref, legend.yanchor, legend.y) == ("container", "bottom", 0)
+
+
+def test_highlight_analyzes_with_the_collections_language() -> None:
+    german = analyzer_for("de")
+    text = "Die Rechnungen wurden gestern verschickt."
+    # German stemming matches "Rechnung" to "Rechnungen"; English stemming does not
+    assert display.highlight(text, "Rechnung", german).count(MARK) == 1
+    assert MARK not in display.highlight(text, "Rechnung")
+    # a joined word English keeps in parts is not an identifier: either part marks it
+    assert MARK in display.highlight("the flow-rate rises", "rate", analyzer_for("en"))

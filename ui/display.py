@@ -23,8 +23,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from search_core.analysis import ENGLISH, Analyzer
 from search_core.lab import Comparison, SideBySide, Snapshot
-from search_core.lexical import JOINERS, tokenize_many
+from search_core.lexical import JOINERS
 from search_core.search import SearchParams
 from search_core.telemetry import QueryRecord
 from search_core.tuning import describe_params
@@ -69,16 +70,21 @@ def error(exc: BaseException | str) -> None:
 
 
 def _is_identifier(word: str, terms: Sequence[str]) -> bool:
-    return len(terms) > 1 and any(c in JOINERS for c in word)
+    """Whether the analysis kept a joined word whole (an identifier), before its parts."""
+    return (
+        len(terms) > 1 and any(c in JOINERS for c in word) and any(c in JOINERS for c in terms[0])
+    )
 
 
-def highlight(text: str, query: str) -> str:
+def highlight(text: str, query: str, analyzer: Analyzer = ENGLISH) -> str:
     """Markdown of ``text`` with the words that match the query highlighted, all else escaped.
 
-    A word matches when BM25 would match it: one of its terms (lower-cased, stemmed) is a
-    query term. An identifier such as ``ORD-58231`` matches only as a whole (its parts ``ord``
-    and ``58231`` would light up every order id), or by a part that the query names alone.
+    A word matches when BM25 would match it: one of its terms (the collection's ``analyzer``:
+    lower-cased, stemmed in its language) is a query term. An identifier such as ``ORD-58231``
+    matches only as a whole (its parts ``ord`` and ``58231`` would light up every order id), or
+    by a part that the query names alone.
     """
+    tokenize_many = analyzer.tokenize_many
     query_words = _WORD.findall(query)
     query_terms = tokenize_many(query_words)
     whole: set[str] = set()
