@@ -14,7 +14,9 @@ section 7.10; Cawley and Talbot, JMLR 2010, on nested cross-validation):
 * **the one-standard-error rule**: of the settings whose mean nDCG@10 is within one paired
   standard error of the best one's, the one that changes the fewest settings is chosen;
 * **a smaller grid for fewer queries**: under ``SMALL_QUERY_SET`` judged queries,
-  :meth:`TuneGrid.small` is tried instead of the full grid.
+  :meth:`TuneGrid.small` is tried instead of the full grid: one setting changed at a time
+  from the defaults (10 settings instead of about 500). On 35 cranfield queries the crossed
+  grid, guarded as above, still lost 0.007 on one fold seed in five.
 
 The held-out score is the outer cross-validation's: the queries are split into ``folds``
 parts; for each, the whole procedure above runs on the other parts and its choice is scored
@@ -72,6 +74,8 @@ class TuneGrid:
             is automatic, -2 no floor).
         aggregations: how a document's chunks make its score (``SearchParams.aggregation``),
             tried with each mode's defaults.
+        crossed: try every combination of the settings above; when False, change one
+            setting at a time from the defaults (far fewer points, for few queries).
     """
 
     weights: tuple[tuple[float, float], ...] = (
@@ -89,18 +93,20 @@ class TuneGrid:
     fusions: tuple[str, ...] = ("rrf", "minmax", "zscore")
     margins: tuple[float | None, ...] = (None, -2.0, 0.1, 0.3)
     aggregations: tuple[str, ...] = ("best", "best-two")
+    crossed: bool = True
 
     @classmethod
     def small(cls) -> TuneGrid:
-        """The grid for small query sets: a few weights, thresholds and fusions."""
+        """The grid for small query sets: one setting changed at a time from the defaults."""
         return cls(
-            weights=((1.0, 1.0), (1.0, 0.5), (0.5, 1.0)),
-            rrf_ks=(60.0,),
+            weights=((1.0, 0.5), (0.5, 1.0)),
+            rrf_ks=(30.0,),
             bm25=((None, None),),
             thresholds=(0.0,),
             fusions=("rrf", "minmax"),
             margins=(None, -2.0),
             aggregations=("best",),
+            crossed=False,
         )
 
     def points(self, base: SearchParams) -> list[SearchParams]:
@@ -119,6 +125,8 @@ class TuneGrid:
         thresholds = dict.fromkeys([base.threshold, *self.thresholds])
         fusions = dict.fromkeys([base.fusion, *self.fusions])
         hybrid = replace(base, mode="hybrid")
+        if not self.crossed:
+            return _unique(defaults + self._one_at_a_time(base, defaults))
         points: list[SearchParams] = list(defaults)
         points += [replace(base, mode="vector", threshold=t) for t in thresholds]
         points += [replace(base, mode="bm25", bm25_k1=k1, bm25_b=b) for k1, b in bm25]
@@ -142,10 +150,33 @@ class TuneGrid:
             ]
             points += [replace(hybrid, fusion=fusion, lexical_margin=m) for m in self.margins]
         points += [replace(d, aggregation=a) for d in defaults for a in self.aggregations]
-        unique: dict[str, SearchParams] = {}
-        for point in points:
-            unique.setdefault(repr(sorted(point.to_dict().items())), point)
-        return list(unique.values())
+        return _unique(points)
+
+    def _one_at_a_time(
+        self, base: SearchParams, defaults: Sequence[SearchParams]
+    ) -> list[SearchParams]:
+        hybrid, vector, bm25 = defaults
+        changes: list[SearchParams] = []
+        changes += [replace(hybrid, vector_weight=wv, bm25_weight=wb) for wv, wb in self.weights]
+        changes += [replace(hybrid, rrf_k=k) for k in self.rrf_ks]
+        changes += [
+            replace(mode, bm25_k1=k1, bm25_b=b) for mode in (hybrid, bm25) for k1, b in self.bm25
+        ]
+        changes += [
+            replace(mode, threshold=t) for mode in (hybrid, vector) for t in self.thresholds
+        ]
+        changes += [replace(hybrid, fusion=f) for f in self.fusions]
+        changes += [replace(hybrid, lexical_margin=m) for m in self.margins]
+        changes += [replace(d, aggregation=a) for d in defaults for a in self.aggregations]
+        return changes
+
+
+def _unique(points: Sequence[SearchParams]) -> list[SearchParams]:
+    """Each distinct setting once, in order."""
+    unique: dict[str, SearchParams] = {}
+    for point in points:
+        unique.setdefault(repr(sorted(point.to_dict().items())), point)
+    return list(unique.values())
 
 
 @dataclass(frozen=True)

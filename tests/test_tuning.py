@@ -46,6 +46,7 @@ SMALL_GRID = TuneGrid(
     thresholds=(0.0, 0.3),
     fusions=("rrf", "minmax"),
     margins=(None, -2.0),
+    aggregations=("best",),
 )
 
 
@@ -109,6 +110,11 @@ def test_grid_lists_the_defaults_first_and_each_search_once() -> None:
     assert len([p for p in hybrid if p.fusion == "rrf"]) == 2 * 3 * 2 * len(thresholds) + 1
     assert len([p for p in hybrid if p.fusion == "minmax"]) == 3 * len(thresholds) + 1
     assert {p.rrf_k for p in hybrid if p.fusion == "minmax"} == {SearchParams().rrf_k}
+    # the full grid also scores documents by their two best chunks, in each default mode
+    two = [p for p in TuneGrid().points(SearchParams()) if p.aggregation == "best-two"]
+    assert two == [
+        SearchParams(mode=m, aggregation="best-two") for m in ("hybrid", "vector", "bm25")
+    ]
 
 
 @pytest.mark.parametrize(
