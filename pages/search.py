@@ -114,16 +114,16 @@ SCORE_CAPTIONS = {
         "Cosine similarity to the query of the {n} candidates the vector and BM25 searches "
         "found. The minimum similarity (red line) filters the vector side only: vector "
         "candidates left of it are dropped, and with none right of it the answer is empty; "
-        "what BM25 finds is kept whatever its similarity, unless a BM25 floor is set in the "
-        "settings (a hollow diamond marks such a result left of the line). The row below "
-        "marks the results shown."
+        "what BM25 finds counts only above the BM25 floor (see the settings), unless the "
+        "query's identifiers match (a hollow diamond marks such a result left of the line). "
+        "The row below marks the results shown."
     ),
     "all": (
         "Cosine similarity to the query of the {n} candidates the vector and BM25 searches "
         "found (vector mode considers only the vector ones). Vector mode drops those left of "
-        "the red line; hybrid drops only its vector candidates there: what BM25 finds is "
-        "kept whatever its similarity, unless a BM25 floor is set in the settings (a hollow "
-        "diamond marks such a result left of the line). "
+        "the red line; hybrid drops its vector candidates there, and counts what BM25 finds "
+        "only above the BM25 floor (see the settings) unless the query's identifiers match "
+        "(a hollow diamond marks such a result left of the line). "
         "BM25 mode ignores the minimum similarity and has no similarity to place: it does not "
         "embed the query."
     ),
@@ -207,7 +207,7 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
     bm25_weight = columns[3].slider(
         "BM25 weight", 0.0, 2.0, 1.0, 0.05, key="search_bm25_weight", persist_state="session"
     )
-    left, middle, right = st.columns([1, 2, 1])
+    left, middle = st.columns(2)
     fusion = left.selectbox(
         "Fusion",
         list(FUSION_METHODS),
@@ -241,12 +241,13 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
             key="search_lexical_margin",
             persist_state="session",
         )
+    right, aggregate = st.columns(2)
     collapse = right.toggle(
         "One result per document", key="search_collapse", persist_state="session"
     )
     aggregation = "best"
     if collapse:
-        aggregation = right.selectbox(
+        aggregation = aggregate.selectbox(
             "Document score",
             ["best", "best-two"],
             format_func=lambda name: {"best": "its best chunk", "best-two": "its two best"}[name],

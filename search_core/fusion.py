@@ -111,7 +111,7 @@ def _zscore(ranks: np.ndarray, scores: np.ndarray, k: float) -> np.ndarray:
 FUSION_METHODS: dict[str, FusionMethod] = {
     method.name: method
     for method in (
-        FusionMethod("rrf", "reciprocal rank fusion", _rrf, uses_k=True),
+        FusionMethod("rrf", "reciprocal rank fusion (RRF)", _rrf, uses_k=True),
         FusionMethod("minmax", "min-max normalized scores", _minmax),
         FusionMethod("zscore", "z-score normalized scores", _zscore),
     )

@@ -152,7 +152,8 @@ def test_tune_prints_the_chosen_configuration_and_its_held_out_score(
     assert status == 0
     config = json.loads(out[: out.index("}\n") + 1])
     assert SearchParams.from_dict(config)
-    assert "held-out nDCG@10" in out and "vs default" in out and "Chose" in out
+    assert "held-out nDCG@10" in out and "vs default" in out and "95% interval" in out
+    assert "Chose " in out or "Kept " in out  # the reason, naming the guard that applied
 
     status, out, _ = run(lab, capsys, "tune", "shop", "--folds", "3", "--json")
     report = json.loads(out)
