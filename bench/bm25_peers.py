@@ -54,6 +54,7 @@ from common import dataset, machine, read_jsonl
 
 from search_core.analysis import JOINERS, Analyzer, choose_analyzer
 from search_core.evaluation import load_qrels, ndcg_at_k
+from search_core.lab import bootstrap_interval
 from search_core.lexical import build_lexical_index
 
 COLLECTIONS = ("cranfield", "msmarco-5k")
@@ -486,16 +487,6 @@ def measure(
     return row
 
 
-def bootstrap_interval(
-    difference: np.ndarray, samples: int = 10_000, seed: int = 0
-) -> tuple[float, float]:
-    """95% paired bootstrap interval of the mean per-query difference."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(difference), size=(samples, len(difference)))
-    means = difference[picks].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def _neighbours(recipe: Recipe, measured: dict[Recipe, Row]) -> list[Row]:
     """The measured recipes one step away from ``recipe`` in :data:`K1S` or :data:`BS`."""
     others: list[Recipe] = []
@@ -592,7 +583,7 @@ def report(
         cells = []
         for n in names:
             peer = max(peers, key=lambda p, at=n: p.mean(at))  # type: ignore[misc]
-            low, high = bootstrap_interval(r.ndcg[n] - peer.ndcg[n])
+            low, high = bootstrap_interval(r.ndcg[n] - peer.ndcg[n], resamples=10_000)
             cells.append(
                 f"{n} vs {peer.name} {r.mean(n) - peer.mean(n):+.4f} [{low:+.4f}, {high:+.4f}]"
             )

@@ -551,8 +551,6 @@ def _student(baseline: np.ndarray, others: Sequence[np.ndarray]) -> list[float]:
     the same p-value as ``scipy.stats.ttest_rel``, which ranx calls. Identical scores give no
     t (0 / 0): p is reported as 1.
     """
-    from scipy.special import stdtr
-
     p_values = []
     for other in others:
         diff = other - baseline
@@ -562,9 +560,43 @@ def _student(baseline: np.ndarray, others: Sequence[np.ndarray]) -> list[float]:
         if n < 2 or spread == 0.0:
             p_values.append(1.0 if mean == 0.0 or n < 2 else 0.0)
             continue
-        t = mean / (spread / math.sqrt(n))
-        p_values.append(float(2 * stdtr(n - 1, -abs(t))))
+        p_values.append(paired_t_p(diff))
     return p_values
+
+
+def paired_t_p(differences: np.ndarray, *, one_sided: bool = False) -> float:
+    """p-value of the paired Student's t-test on per-query differences (``b - a``).
+
+    ``t = mean(d) / (sd(d) / sqrt(n))``; two-sided ``p = 2 * P(T(n - 1) > |t|)``, one-sided
+    (``b`` better than ``a``) ``p = P(T(n - 1) > t)``: ``scipy.stats.ttest_rel``'s values.
+    Needs two or more differences that are not all equal (``sd(d) > 0``).
+    """
+    from scipy.special import stdtr
+
+    n = len(differences)
+    t = float(np.mean(differences)) / (float(np.std(differences, ddof=1)) / math.sqrt(n))
+    return float(stdtr(n - 1, -t)) if one_sided else float(2 * stdtr(n - 1, -abs(t)))
+
+
+def bootstrap_interval(
+    differences: np.ndarray, *, seed: int = 0, resamples: int = 2000
+) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean per-query difference
+    (``scipy.stats.bootstrap``); a single value, or all equal, is its own interval."""
+    from scipy import stats
+
+    if len(differences) < 2 or np.ptp(differences) == 0:
+        mean = float(differences.mean()) if len(differences) else 0.0
+        return mean, mean
+    result = stats.bootstrap(
+        (differences,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def _fisher(baseline: np.ndarray, others: Sequence[np.ndarray]) -> list[float]:

@@ -33,16 +33,15 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from .collection import Collection
 from .evaluation import Qrels, QuerySet, ndcg_at_k
+from .lab import bootstrap_interval, paired_t_p
 from .search import SearchParams
 from .sweeps import CandidatePool, QueriesLike
 from .types import SEARCH_MODES
@@ -415,28 +414,10 @@ class _Chooser:
 
 def _paired_p(better: np.ndarray, than: np.ndarray) -> float | None:
     """One-sided paired t-test p-value that ``better`` beats ``than``; None when undefined."""
-    if len(better) < 2 or np.allclose(better, than):
+    differences = better - than
+    if len(differences) < 2 or np.allclose(better, than) or np.std(differences, ddof=1) == 0:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p_value = stats.ttest_rel(better, than, alternative="greater").pvalue
-    return None if math.isnan(p_value) else float(p_value)
-
-
-def _bootstrap_ci(differences: np.ndarray, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap 95% confidence interval of the mean difference over queries."""
-    if len(differences) < 2 or np.ptp(differences) == 0:
-        mean = float(differences.mean()) if len(differences) else 0.0
-        return mean, mean
-    result = stats.bootstrap(
-        (differences,),
-        np.mean,
-        confidence_level=0.95,
-        n_resamples=2000,
-        method="percentile",
-        random_state=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return paired_t_p(differences, one_sided=True)
 
 
 def tune(
@@ -527,7 +508,7 @@ def tune(
         "queries": len(pool.ids),
         "grid_size": len(points),
         "per_query": dict(zip(pool.ids, held_out.tolist(), strict=True)),
-        "gain_ci": _bootstrap_ci(gain, seed),
+        "gain_ci": bootstrap_interval(gain, seed=seed),
         "small_grid": small,
         "kept_default": final.kept_default,
         "p_value": final.p_value,
