@@ -25,6 +25,7 @@ navigation = st.navigation(
         st.Page("pages/corpus.py", title="Corpus", icon=":material/folder_open:"),
         st.Page("pages/search.py", title="Search", icon=":material/search:"),
         st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
+        st.Page("pages/judge.py", title="Judging", icon=":material/rate_review:"),
         st.Page("pages/lab.py", title="Relevance lab", icon=":material/science:"),
         st.Page("pages/health.py", title="Health", icon=":material/monitor_heart:"),
     ],

@@ -63,7 +63,9 @@ def _judged_queries(args: argparse.Namespace) -> tuple[QuerySet, Qrels]:
         return load_queries(args.queries), load_qrels(args.qrels)
     set_name = args.set or "default"
     store = open_judgments(args.name, set_name, args.home)
-    query_set, qrels = store.query_set(), store.qrels()
+    rule = getattr(args, "rule", None) or "mean"
+    adjudicated_first = not getattr(args, "ignore_adjudicated", False)
+    query_set, qrels = store.query_set(), store.qrels(rule, adjudicated_first=adjudicated_first)
     if not query_set.queries or not qrels:
         raise ValueError(
             f"judgment set {set_name!r} of {args.name!r} is empty: give --queries and --qrels, "
@@ -92,6 +94,23 @@ def _add_judged_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", default=None, help="stored judgment set (default: default), used without --queries"
     )
+    _add_rule_options(parser)
+
+
+def _add_rule_options(parser: argparse.ArgumentParser) -> None:
+    from .combining import COMBINING_RULES
+
+    parser.add_argument(
+        "--rule",
+        choices=tuple(COMBINING_RULES),
+        default="mean",
+        help="how several judges' grades of a document combine into one (stored sets)",
+    )
+    parser.add_argument(
+        "--ignore-adjudicated",
+        action="store_true",
+        help="apply the rule even where a lead set a final grade",
+    )
 
 
 # --------------------------------------------------------------------------- judge
@@ -118,15 +137,119 @@ def cmd_judge_import(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_export(args: argparse.Namespace) -> int:
+    from .combining import describe_rule
     from .judgments import export_judgments, open_judgments
 
+    if args.per_judge and args.format != "csv":
+        raise ValueError("--per-judge writes a CSV with a judge column: use the csv format")
+    fmt = "judges-csv" if args.per_judge else args.format
     count = export_judgments(
-        open_judgments(args.name, args.set, args.home), args.format, args.output
+        open_judgments(args.name, args.set, args.home),
+        fmt,
+        args.output,
+        rule=args.rule,
+        adjudicated_first=not args.ignore_adjudicated,
     )
     if args.json:
-        _print_json({"set": args.set, "judgments": count, "output": args.output})
+        _print_json({"set": args.set, "rows": count, "format": fmt, "output": args.output})
         return 0
-    print(f"wrote {count} judgments of set {args.set!r} to {args.output} ({args.format})")
+    rule = describe_rule(args.rule, adjudicated_first=not args.ignore_adjudicated)
+    what = "every judge's grade" if args.per_judge else f"combined grades ({rule})"
+    print(f"wrote {count} rows of set {args.set!r} to {args.output}: {what}")
+    return 0
+
+
+def cmd_judge_pool(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .collection import open_collection
+    from .judgments import open_judgments
+    from .pooling import pool_configurations, progress
+
+    if not args.config:
+        raise ValueError("judge pool needs configurations: --config A.json --config B.json")
+    collection = open_collection(args.name, args.home)
+    store = open_judgments(args.name, args.set, args.home)
+    configs: dict[str, SearchParams] = {}
+    for value in args.config:
+        label, params = _config(args, value)
+        configs[_unique(label, configs)] = params
+    with tqdm(desc="pool", file=sys.stderr, leave=False, disable=None) as bar:
+
+        def step(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        pool = pool_configurations(
+            collection,
+            store,
+            args.pool,
+            configs,
+            depth=args.depth,
+            replicates=args.replicates,
+            created_by=args.judge,
+            progress=step,
+        )
+    done = progress(store, pool.name)
+    if args.json:
+        _print_json(
+            {
+                "pool": pool.name,
+                "set": args.set,
+                "pairs": len(pool.pairs),
+                "queries": len({qid for qid, _ in pool.pairs}),
+                "depth": pool.depth,
+                "replicates": pool.replicates,
+                "sources": list(pool.sources),
+                "grades_needed": done.needed,
+                "grades_given": done.given,
+            }
+        )
+        return 0
+    print(
+        f"pool {pool.name!r} of set {args.set!r}: {len(pool.pairs)} documents to judge over "
+        f"{len({qid for qid, _ in pool.pairs})} queries (top {pool.depth} of "
+        f"{', '.join(pool.sources)}), {pool.replicates} grade(s) each; "
+        f"{done.given} of {done.needed} grades already given"
+    )
+    return 0
+
+
+def cmd_judge_agreement(args: argparse.Namespace) -> int:
+    from .agreement import agreement
+    from .judgments import open_judgments
+
+    store = open_judgments(args.name, args.set, args.home)
+    judges = [j.strip() for j in args.judges.split(",") if j.strip()] if args.judges else None
+    report = agreement(store.judgments(), judges=judges)
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    if len(report.judges) < 2:
+        print(f"set {args.set!r} has {len(report.judges)} judge(s): agreement needs two or more")
+        return 0
+    alpha = "n/a" if report.alpha is None else f"{report.alpha:.4f}"
+    print(
+        f"{len(report.judges)} judges, {report.units} documents graded by two or more; "
+        f"Krippendorff's alpha (ordinal) {alpha}"
+    )
+    _print_table(
+        [
+            {
+                "judge_a": p.judge_a,
+                "judge_b": p.judge_b,
+                "both_graded": p.common,
+                "weighted_kappa": p.kappa,
+                "raw_agreement": p.raw,
+            }
+            for p in report.pairs
+        ]
+    )
+    if report.disagreements:
+        print(f"\nwidest disagreements (of {len(report.disagreements)}):")
+        for item in report.disagreements[: args.top]:
+            grades = ", ".join(f"{judge} {grade}" for judge, grade in item.grades.items())
+            print(f"  {item.query_id:>10}  {item.doc_id}  spread {item.spread}: {grades}")
     return 0
 
 
@@ -340,10 +463,12 @@ def add_lab_commands(subparsers: Any) -> None:
     Args:
         subparsers: the object ``ArgumentParser.add_subparsers`` returned.
     """
-    from .judgments import EXPORTERS, IMPORTERS
+    from .judgments import IMPORTERS
     from .lab import STAT_TESTS
 
-    judge = subparsers.add_parser("judge", help="import, export or add relevance judgments")
+    judge = subparsers.add_parser(
+        "judge", help="import, export or add judgments; pool documents; measure agreement"
+    )
     actions = judge.add_subparsers(dest="judge_command", required=True)
 
     p = actions.add_parser("import", help="import queries and judgments (BEIR, TREC or CSV)")
@@ -358,13 +483,52 @@ def add_lab_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_judge_import)
 
-    p = actions.add_parser("export", help="export judgments as TREC qrels or CSV")
+    p = actions.add_parser(
+        "export", help="export combined grades (TREC qrels or CSV) or every judge's (CSV)"
+    )
     p.add_argument("name", help="collection")
-    p.add_argument("format", choices=tuple(EXPORTERS))
+    p.add_argument("format", choices=("trec", "csv"))
     p.add_argument("output", help="file to write")
     p.add_argument("--set", default="default", help="judgment set")
+    p.add_argument(
+        "--per-judge",
+        action="store_true",
+        help="every judge's grade, one row each, with a judge column (csv only)",
+    )
+    _add_rule_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_judge_export)
+
+    p = actions.add_parser(
+        "pool", help="pool the top documents of configurations for judging (judging session)"
+    )
+    p.add_argument("name", help="collection")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="A.json",
+        help="a configuration: SearchParams JSON file or saved name (repeat)",
+    )
+    p.add_argument("--pool", default="round-1", help="the pool's name (replaced if it exists)")
+    p.add_argument("--depth", type=int, default=10, help="documents per query from each")
+    p.add_argument(
+        "--replicates", type=int, default=1, help="grades each document needs (3 for agreement)"
+    )
+    p.add_argument("--judge", default="", help="who makes the pool")
+    p.add_argument("--set", default="default", help="judgment set (its queries are run)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_judge_pool)
+
+    p = actions.add_parser(
+        "agreement", help="how far judges agree: weighted kappa per pair, alpha over all"
+    )
+    p.add_argument("name", help="collection")
+    p.add_argument("--set", default="default", help="judgment set")
+    p.add_argument("--judges", default=None, help="compare only these judges (a,b,c)")
+    p.add_argument("--top", type=int, default=10, help="widest disagreements listed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_judge_agreement)
 
     p = actions.add_parser("add", help="record one judgment (saved at once)")
     p.add_argument("name", help="collection")

@@ -13,7 +13,7 @@ import re
 import reprlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +41,12 @@ _GRADE_RANGE = f"grades are whole numbers from {MIN_GRADE} to {MAX_GRADE}"
 
 @dataclass(frozen=True)
 class QuerySet:
-    """Queries with optional tags (what each query is meant to show)."""
+    """Queries with optional tags (what each query is meant to show) and descriptions (the
+    information need behind each, as judges read it)."""
 
     queries: dict[str, str]
     tags: dict[str, str]
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,9 @@ class EvalReport:
 
 
 def load_queries(path: str | Path) -> QuerySet:
-    """Read queries: BEIR ``queries.jsonl`` (``_id``, ``text``, optional ``metadata.tag``) or a
-    TREC topics TSV (``id<TAB>text`` per line).
+    """Read queries: BEIR ``queries.jsonl`` (``_id``, ``text``, optional ``metadata.tag`` and
+    ``metadata.description``, or the two at the top level) or a TREC topics TSV
+    (``id<TAB>text`` per line, optionally ``<TAB>description``).
 
     Raises:
         InputError: a malformed line (the message names the file and line).
@@ -76,6 +79,7 @@ def load_queries(path: str | Path) -> QuerySet:
     path = Path(path)
     queries: dict[str, str] = {}
     tags: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
     lines = _read_lines(path)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -89,9 +93,12 @@ def load_queries(path: str | Path) -> QuerySet:
                 raise InputError(path, "a query needs '_id' and 'text'", number)
             qid, text = str(record["_id"]), str(record["text"])
             meta = record.get("metadata")
-            tag = meta.get("tag") if isinstance(meta, dict) else record.get("tag")
+            fields = meta if isinstance(meta, dict) else record
+            tag, description = fields.get("tag"), fields.get("description")
             if tag:
                 tags[qid] = str(tag)
+            if isinstance(description, str) and description.strip():
+                descriptions[qid] = description.strip()
         else:
             parts = line.rstrip("\r\n").split("\t")
             if len(parts) < 2:
@@ -99,10 +106,12 @@ def load_queries(path: str | Path) -> QuerySet:
             qid, text = parts[0].strip(), parts[1].strip()
             if number == 1 and qid.lower() in {"query-id", "qid", "id", "_id"}:
                 continue
+            if len(parts) > 2 and parts[2].strip():
+                descriptions[qid] = parts[2].strip()
         if qid in queries:
             raise InputError(path, f"query id {qid!r} appears twice", number)
         queries[qid] = text
-    return QuerySet(queries, tags)
+    return QuerySet(queries, tags, descriptions)
 
 
 def parse_grade(text: str) -> int:

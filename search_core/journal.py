@@ -272,7 +272,8 @@ class Journal:
         Args:
             records: the records.
             keep: chooses, after every other writer's lines were read and under the lock, the
-                records still to write (imports skip what is already there).
+                records still to write (imports skip what is already there); given ``keep``,
+                ``records`` may be empty and ``keep`` decide them all (a transaction).
 
         Returns:
             The records written.
@@ -280,7 +281,7 @@ class Journal:
         Raises:
             IntegrityError: the journal is damaged (nothing is written).
         """
-        if not records:
+        if not records and keep is None:
             return []
         with self._lock(exclusive=True):
             self._read()

@@ -1,4 +1,4 @@
-"""Query sets and graded relevance judgments, stored with a collection.
+"""Query sets, every judge's graded judgments and judging pools, stored with a collection.
 
 A judgment set lives in the collection's root folder, beside its versions, so it survives
 re-indexing (a new version replaces ``v-*`` folders, never ``lab/``)::
@@ -17,6 +17,13 @@ Journals of the first release are read and rewritten in the new format on first 
 Several processes may share a set: writes hold an exclusive ``flock`` and first read what
 others appended, so every process sees every judgment.
 
+Several judges may grade the same (query, document) pair: the set keeps each judge's latest
+grade (a judge's earlier grades stay in the journal), and a lead may set a pair's final grade
+(:meth:`JudgmentStore.adjudicate`). Metrics need one grade per pair: :meth:`JudgmentStore.qrels`
+combines them with a rule of :data:`~search_core.combining.COMBINING_RULES`. The journal also
+holds the set's guidelines for judges and its judging pools with the pairs handed to each judge
+(:mod:`.pooling` decides those, under the journal's lock).
+
 Grades are whole numbers; the project's scale is 0 = not relevant, 1 = related, 2 = relevant,
 3 = perfect (``GRADE_LABELS``). Imported grades up to ``MAX_GRADE`` (10; Cranfield uses 1-4) are
 kept as they are; anything else is refused with the file, the line and the value.
@@ -28,32 +35,43 @@ import csv
 import io
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .collection import collection_folder, read_manifest, validate_name
+from .combining import DEFAULT_RULE, combine
+from .embedding import clean_text
 from .errors import InputError, IntegrityError
 from .evaluation import Qrels, QuerySet, check_grade, load_qrels, load_queries, parse_grade
 from .journal import Journal
 from .storage import atomic_write, sha256_bytes
 
 __all__ = [
+    "DEFAULT_GUIDELINES",
     "DEFAULT_SET",
     "EXPORTERS",
     "GRADE_LABELS",
     "IMPORTERS",
+    "Assignment",
     "ImportReport",
     "Judgment",
+    "JudgmentState",
     "JudgmentStore",
     "LabQuery",
+    "Pool",
+    "check_id",
+    "checked",
     "escape_cell",
+    "export_bytes",
     "export_judgments",
     "from_trec_id",
     "import_judgments",
     "lab_folder",
     "list_judgment_sets",
+    "new_judgment",
+    "now",
     "open_judgments",
     "to_trec_id",
 ]
@@ -62,6 +80,16 @@ DEFAULT_SET = "default"
 LAB_FOLDER = "lab"
 GRADE_LABELS: dict[int, str] = {0: "not relevant", 1: "related", 2: "relevant", 3: "perfect"}
 """The grading scale shown to judges."""
+
+DEFAULT_GUIDELINES = """Read the information need first: grade the document for what the \
+searcher wants, not for the words it shares with the query.
+3 perfect: it answers the need by itself; the searcher would stop here.
+2 relevant: it answers a substantial part of the need.
+1 related: it is on the topic but does not answer the need (background, a near miss).
+0 not relevant: it does not help, even if it uses the same words (another order, product or \
+version, say).
+When unsure between two grades, pick the lower one. Skip a document you cannot judge."""
+"""Guidelines shown to judges of a set that has none of its own."""
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """A CSV cell starting with one of these is run as a formula by spreadsheet programs."""
@@ -86,16 +114,19 @@ class LabQuery:
         query_id: its id, unique within the set.
         text: the query text.
         tag: what the query is meant to show (optional, for breakdowns).
+        description: the information need behind it, as judges read it (optional): what the
+            searcher wants and what counts as relevant.
     """
 
     query_id: str
     text: str
     tag: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
 class Judgment:
-    """One graded judgment.
+    """One judge's grade of one document for one query.
 
     Attributes:
         query_id: the query judged.
@@ -111,13 +142,117 @@ class Judgment:
     judge: str
     judged_at: str
 
+    def record(self, op: str = "judge") -> dict[str, Any]:
+        """The journal record of this grade (``op`` ``adjudicate`` for a final grade)."""
+        return {
+            "op": op,
+            "qid": self.query_id,
+            "doc": self.doc_id,
+            "grade": self.grade,
+            "judge": self.judge,
+            "at": self.judged_at,
+        }
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The (query, document) pairs to judge, pooled from the top of several configurations.
+
+    Attributes:
+        name: the pool's name, unique within the set.
+        pairs: the pairs, query by query in the order the set holds the queries.
+        depth: how deep each configuration's ranking was pooled (its top ``depth`` documents).
+        replicates: grades each pair needs (1; 3 or more for an agreement study).
+        sources: the configurations (or runs) pooled.
+        created_at: when, as an ISO 8601 UTC time.
+        created_by: who made it.
+    """
+
+    name: str
+    pairs: tuple[tuple[str, str], ...]
+    depth: int
+    replicates: int
+    sources: tuple[str, ...]
+    created_at: str = ""
+    created_by: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The journal record of this pool."""
+        return {
+            "op": "pool",
+            "name": self.name,
+            "pairs": [list(pair) for pair in self.pairs],
+            "depth": self.depth,
+            "replicates": self.replicates,
+            "sources": list(self.sources),
+            "at": self.created_at,
+            "by": self.created_by,
+        }
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A pair handed to a judge, held for them until they grade or skip it, or it expires.
+
+    Attributes:
+        pool: the pool.
+        query_id: the query.
+        doc_id: the document.
+        judge: who holds it.
+        at: when it was handed out (ISO 8601 UTC).
+    """
+
+    pool: str
+    query_id: str
+    doc_id: str
+    judge: str
+    at: str
+
+    def record(self) -> dict[str, Any]:
+        """The journal record of this assignment."""
+        return {
+            "op": "assign",
+            "pool": self.pool,
+            "judge": self.judge,
+            "qid": self.query_id,
+            "doc": self.doc_id,
+            "at": self.at,
+        }
+
+
+@dataclass
+class JudgmentState:
+    """Everything a judgment set's journal holds, as read so far (owned by its store).
+
+    Attributes:
+        queries: query id to query, in the order they were added.
+        grades: (query id, doc id) to each judge's latest grade.
+        adjudicated: (query id, doc id) to the grade a lead set as final.
+        guidelines: the set's guidelines for judges ("" when none were written).
+        pools: pool name to pool.
+        assignments: (pool, judge) to the pair last handed to that judge in that pool.
+        skipped: (pool, judge) to the pairs that judge skipped.
+    """
+
+    queries: dict[str, LabQuery] = field(default_factory=dict)
+    grades: dict[tuple[str, str], dict[str, Judgment]] = field(default_factory=dict)
+    adjudicated: dict[tuple[str, str], Judgment] = field(default_factory=dict)
+    guidelines: str = ""
+    pools: dict[str, Pool] = field(default_factory=dict)
+    assignments: dict[tuple[str, str], Assignment] = field(default_factory=dict)
+    skipped: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
+
+    def judgment_count(self) -> int:
+        """Grades held, every judge's counted."""
+        return sum(len(by_judge) for by_judge in self.grades.values())
+
 
 @dataclass(frozen=True)
 class ImportReport:
     """What an import wrote, and what it found already there.
 
     Attributes:
-        queries: queries added, or whose text or tag changed.
+        queries: queries added, or whose text, tag or description changed.
         judgments: judgments added, or whose grade changed.
         source: the files read.
         unchanged_queries: queries already in the set with the same text and tag.
@@ -151,11 +286,42 @@ def _counts(queries: int, judgments: int) -> str:
     )
 
 
-def _now() -> str:
+def now() -> str:
+    """The time now, as the journal records it (ISO 8601 UTC, seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _check_id(kind: str, value: Any) -> str:
+def new_judgment(
+    query_id: str, doc_id: str, grade: int, judge: str, at: str | None = None
+) -> Judgment:
+    """A judgment with its ids and grade checked, given now unless ``at`` says when.
+
+    Raises:
+        ValueError: an empty or multi-line id, or a grade out of range.
+    """
+    return Judgment(
+        check_id("query id", query_id),
+        check_id("document id", doc_id),
+        check_grade(grade),
+        str(judge),
+        at or now(),
+    )
+
+
+def checked(judgment: Judgment) -> Judgment:
+    """``judgment`` with its ids and grade checked (see :func:`new_judgment`)."""
+    return new_judgment(
+        judgment.query_id, judgment.doc_id, judgment.grade, judgment.judge, judgment.judged_at
+    )
+
+
+def check_id(kind: str, value: Any) -> str:
+    """An id of a query, document, judge or pool: a non-empty string, no surrounding space,
+    no line break.
+
+    Raises:
+        ValueError: anything else, naming ``kind``.
+    """
     if not isinstance(value, str) or not value.strip() or value != value.strip():
         raise ValueError(
             f"{kind} must be a non-empty string without surrounding spaces, got {value!r}"
@@ -189,12 +355,16 @@ def from_trec_id(value: str) -> str:
 
 # --------------------------------------------------------------------------- the store
 
+Transaction = Callable[[JudgmentState], Sequence[Mapping[str, Any]]]
+"""Reads the state under the journal's lock and returns the records to write."""
+
 
 class JudgmentStore:
-    """A query set and its graded judgments, kept in a crash-safe journal.
+    """A query set, every judge's grades and the judging pools, kept in a crash-safe journal.
 
     Open one with :func:`open_judgments`. Methods are safe to call from several threads;
-    several processes may write the same set.
+    several processes may write the same set (the journal's file lock serializes them, and
+    :meth:`transact` decides what to write after reading what every other process wrote).
     """
 
     def __init__(self, path: Path, collection: str, set_name: str) -> None:
@@ -202,39 +372,68 @@ class JudgmentStore:
         self.collection = collection
         self.set_name = set_name
         self._lock = threading.Lock()
-        self._queries: dict[str, LabQuery] = {}
-        self._judgments: dict[tuple[str, str], Judgment] = {}
+        self._state = JudgmentState()
         self._journal = Journal(path, self._header, self._apply, self._reset)
         with self._lock:
             self._journal.refresh()
             self._journal.upgrade()  # a first-release journal, where the folder is writable
             lines = self._journal.lines
-            stale = lines - len(self._queries) - len(self._judgments) - 1
+            stale = lines - len(self._live_records()) - 1
             if stale >= _COMPACT_MIN_STALE and stale * 2 >= lines:
                 self._compact_locked()
 
     # ----------------------------------------------------------------- reading
 
+    def read(self, reader: Callable[[JudgmentState], _T]) -> _T:
+        """Call ``reader`` on the current state (everything any process wrote), under the
+        store's lock; ``reader`` must not change the state or keep references into it."""
+        with self._lock:
+            self._journal.refresh()
+            return reader(self._state)
+
     @property
     def queries(self) -> dict[str, LabQuery]:
         """The queries by id (a copy), in the order they were added."""
-        with self._lock:
-            self._journal.refresh()
-            return dict(self._queries)
+        return self.read(lambda state: dict(state.queries))
 
-    def judgments(self, query_id: str | None = None) -> list[Judgment]:
-        """Every current judgment (the latest per query and document), or one query's."""
-        with self._lock:
-            self._journal.refresh()
-            found = self._judgments.values()
-            return [j for j in found if query_id is None or j.query_id == query_id]
+    @property
+    def guidelines(self) -> str:
+        """The set's guidelines for judges ("" when none were written)."""
+        return self.read(lambda state: state.guidelines)
 
-    def grade(self, query_id: str, doc_id: str) -> int | None:
-        """The grade of one document for one query, or None when it is not judged."""
-        with self._lock:
-            self._journal.refresh()
-            found = self._judgments.get((query_id, doc_id))
-            return None if found is None else found.grade
+    def judgments(self, query_id: str | None = None, *, judge: str | None = None) -> list[Judgment]:
+        """Every judge's current grade (their latest per query and document), or one query's,
+        or one judge's."""
+
+        def collect(state: JudgmentState) -> list[Judgment]:
+            return [
+                j
+                for by_judge in state.grades.values()
+                for j in by_judge.values()
+                if (query_id is None or j.query_id == query_id)
+                and (judge is None or j.judge == judge)
+            ]
+
+        return self.read(collect)
+
+    def adjudications(self) -> list[Judgment]:
+        """The final grades a lead set (``judge`` is the lead)."""
+        return self.read(lambda state: list(state.adjudicated.values()))
+
+    def judges(self) -> list[str]:
+        """Everyone who holds a grade in the set, sorted."""
+        return self.read(
+            lambda state: sorted({j for by_judge in state.grades.values() for j in by_judge})
+        )
+
+    def grade(self, query_id: str, doc_id: str, judge: str | None = None) -> int | None:
+        """A judge's grade of a document for a query; without ``judge`` the combined grade
+        (:data:`DEFAULT_RULE`); None when it is not judged."""
+        if judge is not None:
+            return self.read(
+                lambda state: _grade_of(state.grades.get((query_id, doc_id), {}).get(judge))
+            )
+        return self.qrels().get(query_id, {}).get(doc_id)
 
     def query_set(self) -> QuerySet:
         """The queries as an :class:`~search_core.evaluation.QuerySet` (for runs)."""
@@ -242,31 +441,64 @@ class JudgmentStore:
         return QuerySet(
             {q.query_id: q.text for q in queries.values()},
             {q.query_id: q.tag for q in queries.values() if q.tag},
+            {q.query_id: q.description for q in queries.values() if q.description},
         )
 
-    def qrels(self) -> Qrels:
-        """The judgments as ``{query_id: {doc_id: grade}}`` (for metrics)."""
-        qrels: Qrels = {}
-        for judgment in self.judgments():
-            qrels.setdefault(judgment.query_id, {})[judgment.doc_id] = judgment.grade
-        return qrels
+    def qrels(self, rule: str = DEFAULT_RULE, *, adjudicated_first: bool = True) -> Qrels:
+        """The grades combined into one per (query, document), ``{query_id: {doc_id: grade}}``
+        (for metrics).
+
+        Args:
+            rule: how several judges' grades become one (a key of ``COMBINING_RULES``).
+            adjudicated_first: a grade a lead set as final wins over the rule.
+
+        Raises:
+            ValueError: an unknown rule (the message lists the valid ones).
+        """
+        return self.read(
+            lambda state: combine(
+                {
+                    pair: {judge: j.grade for judge, j in by_judge.items()}
+                    for pair, by_judge in state.grades.items()
+                },
+                {pair: j.grade for pair, j in state.adjudicated.items()},
+                rule,
+                adjudicated_first=adjudicated_first,
+            )
+        )
+
+    def pools(self) -> dict[str, Pool]:
+        """The set's judging pools by name."""
+        return self.read(lambda state: dict(state.pools))
 
     # ----------------------------------------------------------------- writing
 
-    def add_query(self, query_id: str, text: str, tag: str | None = None) -> LabQuery:
-        """Add a query, or change the text or tag of an existing one; saved before returning.
+    def add_query(
+        self, query_id: str, text: str, tag: str | None = None, description: str | None = None
+    ) -> LabQuery:
+        """Add a query, or change the text, tag or description of an existing one; saved
+        before returning.
 
         Raises:
             ValueError: an empty id or text.
         """
-        query = self._query(query_id, text, tag)
+        query = self._query(query_id, text, tag, description)
         self._append([_query_record(query)])
         return query
+
+    def set_guidelines(self, text: str) -> None:
+        """Write the set's guidelines for judges (plain text; "" removes them)."""
+        if not isinstance(text, str):
+            raise ValueError(f"guidelines must be text, got {type(text).__name__}")
+        self._append([{"op": "guidelines", "text": clean_text(text).strip()}])
 
     def judge(
         self, query_id: str, doc_id: str, grade: int, judge: str = "", *, at: str | None = None
     ) -> Judgment:
-        """Record one judgment; it is on disk (fsynced) when this returns.
+        """Record one judge's grade; it is on disk (fsynced) when this returns.
+
+        The judge's earlier grade of the same pair, if any, is replaced (it stays in the
+        journal); other judges' grades are kept.
 
         Args:
             query_id: a query of the set.
@@ -278,70 +510,82 @@ class JudgmentStore:
         Raises:
             ValueError: an unknown query (the message lists some valid ones) or a bad grade.
         """
-        judgment = Judgment(
-            _check_id("query id", query_id),
-            _check_id("document id", doc_id),
-            check_grade(grade),
-            str(judge),
-            at or _now(),
-        )
-        with self._lock:
-            self._journal.refresh()
-            if query_id not in self._queries:
-                known = list(self._queries)[:10]
-                raise ValueError(
-                    f"unknown query {query_id!r} in judgment set {self.set_name!r}; "
-                    f"add it first (known: {', '.join(known) or 'none'})"
-                )
-        self._append([_judgment_record(judgment)])
+        judgment = new_judgment(query_id, doc_id, grade, judge, at)
+        self.transact(lambda state: [self.known(state, judgment).record()])
         return judgment
 
-    def remove_judgment(self, query_id: str, doc_id: str) -> None:
-        """Forget one judgment (the document becomes unjudged again)."""
-        self._append([{"op": "unjudge", "qid": query_id, "doc": doc_id}])
+    def adjudicate(
+        self, query_id: str, doc_id: str, grade: int, judge: str, *, at: str | None = None
+    ) -> Judgment:
+        """Set the final grade of a pair judges disagree on (recorded as adjudicated, by
+        ``judge``); it wins over the combining rule unless a comparison says otherwise."""
+        judgment = new_judgment(query_id, doc_id, grade, judge, at)
+        self.transact(lambda state: [self.known(state, judgment).record("adjudicate")])
+        return judgment
+
+    def remove_judgment(self, query_id: str, doc_id: str, judge: str | None = None) -> None:
+        """Forget one judge's grade of a pair, or (``judge`` None) every grade of it, the
+        adjudicated one included: the document becomes unjudged again."""
+        record: dict[str, Any] = {"op": "unjudge", "qid": query_id, "doc": doc_id}
+        if judge is not None:
+            record["judge"] = judge
+        self._append([record])
 
     def remove_query(self, query_id: str) -> None:
         """Remove a query and all its judgments."""
         self._append([{"op": "unquery", "qid": query_id}])
 
     def add_many(
-        self, queries: Iterable[LabQuery] = (), judgments: Iterable[Judgment] = ()
+        self,
+        queries: Iterable[LabQuery] = (),
+        judgments: Iterable[Judgment] = (),
+        adjudications: Iterable[Judgment] = (),
     ) -> ImportReport:
         """Add many queries and judgments in one write (imports), skipping what is there.
 
-        A query already in the set with the same text and tag, or a judgment with the same
-        grade (whoever gave it and whenever), writes no line: importing a file twice leaves the
-        journal as it was. Within one call, a later record of the same query or judgment wins.
+        A query already in the set with the same text, tag and description, or a judge's
+        grade already there with the same grade (whenever given), writes no line: importing a
+        file twice leaves the journal as it was. Within one call, a later record of the same
+        query or judge's grade wins.
 
         Returns:
-            What was written and what was already there (``source`` left empty).
+            What was written and what was already there (``source`` left empty); adjudicated
+            grades count as judgments.
         """
         query_records = {
-            q.query_id: _query_record(self._query(q.query_id, q.text, q.tag)) for q in queries
+            q.query_id: _query_record(self._query(q.query_id, q.text, q.tag, q.description))
+            for q in queries
         }
-        judgment_records = {
-            (j.query_id, j.doc_id): _judgment_record(
-                Judgment(
-                    _check_id("query id", j.query_id),
-                    _check_id("document id", j.doc_id),
-                    check_grade(j.grade),
-                    j.judge,
-                    j.judged_at,
-                )
-            )
-            for j in judgments
+        judgment_records = {(j.query_id, j.doc_id, j.judge): checked(j).record() for j in judgments}
+        final_records = {
+            (j.query_id, j.doc_id): checked(j).record("adjudicate") for j in adjudications
         }
-        written = self._append(
-            [*query_records.values(), *judgment_records.values()], skip_unchanged=True
-        )
+        records = [*query_records.values(), *judgment_records.values(), *final_records.values()]
+        written = self.transact(lambda state: [r for r in records if not _unchanged(state, r)])
         new_queries = sum(r["op"] == "query" for r in written)
         new_judgments = len(written) - new_queries
         return ImportReport(
             queries=new_queries,
             judgments=new_judgments,
             unchanged_queries=len(query_records) - new_queries,
-            unchanged_judgments=len(judgment_records) - new_judgments,
+            unchanged_judgments=len(judgment_records) + len(final_records) - new_judgments,
         )
+
+    def transact(self, decide: Transaction) -> list[Mapping[str, Any]]:
+        """Decide what to write from the state as every process left it, and write it as one
+        atomic journal line, all under the journal's exclusive lock.
+
+        Judging queues use this: two processes asking for a pair at once never both get it.
+
+        Args:
+            decide: given the state (read-only), returns the records to write (none: nothing
+                is written).
+
+        Returns:
+            The records written.
+        """
+        with self._lock:
+            return list(self._journal.append([], lambda _: [dict(r) for r in decide(self._state)]))
 
     def compact(self) -> None:
         """Rewrite the journal with only the current records, atomically."""
@@ -351,98 +595,221 @@ class JudgmentStore:
     # ----------------------------------------------------------------- journal
 
     @staticmethod
-    def _query(query_id: str, text: str, tag: str | None) -> LabQuery:
+    def _query(
+        query_id: str, text: str, tag: str | None, description: str | None = None
+    ) -> LabQuery:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"query {query_id!r} needs a non-empty text")
-        return LabQuery(_check_id("query id", query_id), text, tag or None)
+        if description is not None and not isinstance(description, str):
+            raise ValueError(f"the description of query {query_id!r} must be text")
+        return LabQuery(
+            check_id("query id", query_id),
+            text,
+            tag or None,
+            clean_text(description).strip() or None if description else None,
+        )
 
-    def _append(
-        self, records: Sequence[Mapping[str, Any]], *, skip_unchanged: bool = False
-    ) -> list[Mapping[str, Any]]:
-        """Append records in one atomic write; with ``skip_unchanged``, only those that change
-        the set (decided under the file lock, against everything any process has written).
+    def known(self, state: JudgmentState, judgment: Judgment) -> Judgment:
+        """``judgment``, when its query is in the set (inside a transaction).
 
-        Returns:
-            The records written.
+        Raises:
+            ValueError: an unknown query (the message lists some valid ones).
         """
-        with self._lock:
-            keep = self._changes if skip_unchanged else None
-            return list(self._journal.append([dict(r) for r in records], keep))
-
-    def _changes(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [record for record in records if not self._unchanged(record)]
-
-    def _unchanged(self, record: Mapping[str, Any]) -> bool:
-        """Whether a query or judgment record would leave the set as it is."""
-        if record["op"] == "query":
-            query = self._queries.get(record["qid"])
-            return query is not None and (query.text, query.tag) == (
-                record["text"],
-                record.get("tag"),
+        if judgment.query_id not in state.queries:
+            known = list(state.queries)[:10]
+            raise ValueError(
+                f"unknown query {judgment.query_id!r} in judgment set {self.set_name!r}; "
+                f"add it first (known: {', '.join(known) or 'none'})"
             )
-        if record["op"] == "judge":
-            judgment = self._judgments.get((record["qid"], record["doc"]))
-            return judgment is not None and judgment.grade == record["grade"]
-        return False
+        return judgment
+
+    def _append(self, records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        with self._lock:
+            return list(self._journal.append([dict(r) for r in records]))
 
     def _reset(self) -> None:
-        self._queries.clear()
-        self._judgments.clear()
+        self._state = JudgmentState()
 
     def _apply(self, record: dict[str, Any]) -> None:
-        op = record["op"]
-        if op == "query":
-            qid = record["qid"]
-            self._queries[qid] = LabQuery(qid, record["text"], record.get("tag"))
-        elif op == "judge":
-            self._judgments[(record["qid"], record["doc"])] = Judgment(
-                record["qid"],
-                record["doc"],
-                int(record["grade"]),
-                record.get("judge", ""),
-                record.get("at", ""),
-            )
-        elif op == "unjudge":
-            self._judgments.pop((record["qid"], record["doc"]), None)
-        elif op == "unquery":
-            self._queries.pop(record["qid"], None)
-            for key in [key for key in self._judgments if key[0] == record["qid"]]:
-                del self._judgments[key]
-        else:
+        try:
+            apply = _APPLY[record["op"]]
+        except KeyError:
             line = self._journal.lines + 1
-            raise IntegrityError(f"{self.path}: unknown record {op!r} on line {line}")
+            problem = f"{self.path}: unknown record {record['op']!r} on line {line}"
+            raise IntegrityError(problem) from None
+        apply(self._state, record)
 
     def _compact_locked(self) -> None:
         self._journal.rewrite(self._live_records)
 
     def _live_records(self) -> list[dict[str, Any]]:
-        records = [_query_record(q) for q in self._queries.values()]
-        return records + [_judgment_record(j) for j in self._judgments.values()]
+        state = self._state
+        records = [_query_record(q) for q in state.queries.values()]
+        if state.guidelines:
+            records.append({"op": "guidelines", "text": state.guidelines})
+        records += [j.record() for by in state.grades.values() for j in by.values()]
+        records += [j.record("adjudicate") for j in state.adjudicated.values()]
+        records += [pool.record() for pool in state.pools.values()]
+        records += [a.record() for a in state.assignments.values()]
+        records += [
+            {"op": "skip", "pool": pool, "judge": judge, "qid": qid, "doc": doc}
+            for (pool, judge), pairs in state.skipped.items()
+            for qid, doc in sorted(pairs)
+        ]
+        return records
 
     def _header(self) -> dict[str, Any]:
         return {
             "collection": self.collection,
             "set": self.set_name,
-            "created_at": _now(),
+            "created_at": now(),
         }
+
+
+_T = TypeVar("_T")
+
+
+def _grade_of(judgment: Judgment | None) -> int | None:
+    return None if judgment is None else judgment.grade
+
+
+def _unchanged(state: JudgmentState, record: Mapping[str, Any]) -> bool:
+    """Whether a query or judgment record would leave the set as it is."""
+    if record["op"] == "query":
+        query = state.queries.get(record["qid"])
+        return query is not None and (query.text, query.tag, query.description) == (
+            record["text"],
+            record.get("tag"),
+            record.get("desc"),
+        )
+    if record["op"] == "judge":
+        judgment = state.grades.get((record["qid"], record["doc"]), {}).get(record["judge"])
+        return judgment is not None and judgment.grade == record["grade"]
+    if record["op"] == "adjudicate":
+        final = state.adjudicated.get((record["qid"], record["doc"]))
+        return final is not None and final.grade == record["grade"]
+    return False
 
 
 def _query_record(query: LabQuery) -> dict[str, Any]:
     record: dict[str, Any] = {"op": "query", "qid": query.query_id, "text": query.text}
     if query.tag:
         record["tag"] = query.tag
+    if query.description:
+        record["desc"] = query.description
     return record
 
 
-def _judgment_record(judgment: Judgment) -> dict[str, Any]:
-    return {
-        "op": "judge",
-        "qid": judgment.query_id,
-        "doc": judgment.doc_id,
-        "grade": judgment.grade,
-        "judge": judgment.judge,
-        "at": judgment.judged_at,
-    }
+def _record_judgment(record: Mapping[str, Any]) -> Judgment:
+    return Judgment(
+        record["qid"],
+        record["doc"],
+        int(record["grade"]),
+        record.get("judge", ""),
+        record.get("at", ""),
+    )
+
+
+def _apply_query(state: JudgmentState, record: dict[str, Any]) -> None:
+    qid = record["qid"]
+    state.queries[qid] = LabQuery(qid, record["text"], record.get("tag"), record.get("desc"))
+
+
+def _apply_judge(state: JudgmentState, record: dict[str, Any]) -> None:
+    judgment = _record_judgment(record)
+    state.grades.setdefault((judgment.query_id, judgment.doc_id), {})[judgment.judge] = judgment
+
+
+def _apply_unjudge(state: JudgmentState, record: dict[str, Any]) -> None:
+    pair = (record["qid"], record["doc"])
+    judge = record.get("judge")
+    if judge is None:  # every grade of the pair
+        state.grades.pop(pair, None)
+        state.adjudicated.pop(pair, None)
+        return
+    by_judge = state.grades.get(pair, {})
+    by_judge.pop(judge, None)
+    if not by_judge:
+        state.grades.pop(pair, None)
+
+
+def _apply_unquery(state: JudgmentState, record: dict[str, Any]) -> None:
+    qid = record["qid"]
+    state.queries.pop(qid, None)
+    for table in (state.grades, state.adjudicated):
+        for pair in [pair for pair in table if pair[0] == qid]:
+            del table[pair]
+
+
+def _apply_adjudicate(state: JudgmentState, record: dict[str, Any]) -> None:
+    judgment = _record_judgment(record)
+    state.adjudicated[(judgment.query_id, judgment.doc_id)] = judgment
+
+
+def _apply_guidelines(state: JudgmentState, record: dict[str, Any]) -> None:
+    state.guidelines = str(record.get("text", ""))
+
+
+def _apply_pool(state: JudgmentState, record: dict[str, Any]) -> None:
+    name = record["name"]
+    state.pools[name] = Pool(
+        name,
+        tuple((str(q), str(d)) for q, d in record["pairs"]),
+        int(record["depth"]),
+        int(record["replicates"]),
+        tuple(record.get("sources", ())),
+        record.get("at", ""),
+        record.get("by", ""),
+    )
+    for key in [key for key in state.skipped if key[0] == name]:
+        del state.skipped[key]
+
+
+def _apply_unpool(state: JudgmentState, record: dict[str, Any]) -> None:
+    name = record["name"]
+    state.pools.pop(name, None)
+    for table in (state.assignments, state.skipped):
+        for key in [key for key in table if key[0] == name]:
+            del table[key]
+
+
+def _apply_assign(state: JudgmentState, record: dict[str, Any]) -> None:
+    key = (record["pool"], record["judge"])
+    state.assignments[key] = Assignment(
+        record["pool"], record["qid"], record["doc"], record["judge"], record.get("at", "")
+    )
+
+
+def _apply_release(state: JudgmentState, record: dict[str, Any]) -> None:
+    state.assignments.pop((record["pool"], record["judge"]), None)
+
+
+def _apply_skip(state: JudgmentState, record: dict[str, Any]) -> None:
+    key = (record["pool"], record["judge"])
+    state.skipped.setdefault(key, set()).add((record["qid"], record["doc"]))
+
+
+def _apply_unskip(state: JudgmentState, record: dict[str, Any]) -> None:
+    state.skipped.get((record["pool"], record["judge"]), set()).discard(
+        (record["qid"], record["doc"])
+    )
+
+
+_APPLY: dict[str, Callable[[JudgmentState, dict[str, Any]], None]] = {
+    "query": _apply_query,
+    "judge": _apply_judge,
+    "unjudge": _apply_unjudge,
+    "unquery": _apply_unquery,
+    "adjudicate": _apply_adjudicate,
+    "guidelines": _apply_guidelines,
+    "pool": _apply_pool,
+    "unpool": _apply_unpool,
+    "assign": _apply_assign,
+    "release": _apply_release,
+    "skip": _apply_skip,
+    "unskip": _apply_unskip,
+}
+"""How each journal record changes the state, by its ``op``."""
 
 
 def open_judgments(
@@ -514,8 +881,11 @@ def _import_files(
             f"{len(missing)} judged queries have no text (e.g. {', '.join(missing[:5])}); "
             "give the queries file too",
         )
-    at = _now()
-    lab_queries = [LabQuery(q, t, query_set.tags.get(q)) for q, t in query_set.queries.items()]
+    at = now()
+    lab_queries = [
+        LabQuery(q, t, query_set.tags.get(q), query_set.descriptions.get(q))
+        for q, t in query_set.queries.items()
+    ]
     judgments = [
         Judgment(from_trec_id(q), from_trec_id(d), g, judge, at)
         for q, docs in qrels.items()
@@ -529,12 +899,17 @@ def _import_files(
     return replace(report, source=", ".join(sources))
 
 
-CSV_COLUMNS = ("query_id", "query", "doc_id", "grade", "judge", "judged_at")
-"""Columns of an exported CSV; an import needs ``query`` or ``query_id``, ``doc_id``, ``grade``."""
+CSV_COLUMNS = ("query_id", "query", "doc_id", "grade", "judge", "judged_at", "adjudicated")
+"""Columns of a per-judge CSV (one row per judge's grade; ``adjudicated`` is ``yes`` on a
+lead's final grade); an import needs ``query`` or ``query_id``, ``doc_id`` and ``grade``."""
+
+COMBINED_COLUMNS = ("query_id", "query", "doc_id", "grade", "judges", "rule")
+"""Columns of a combined CSV: one row per pair, its combined grade and who graded it."""
 
 
 def _import_csv(store: JudgmentStore, path: Path, judge: str) -> ImportReport:
-    """A CSV with a header: ``query, doc_id, grade`` and optionally ``query_id, judge, judged_at``.
+    """A CSV with a header: ``query, doc_id, grade`` and optionally ``query_id, judge,
+    judged_at, adjudicated, description`` (a per-judge export reads back as it was).
 
     A query without an id gets the id of a set query with the same text, or a new id made from
     its text (``q-`` and 10 hex digits of its sha256, so re-importing the file is idempotent).
@@ -552,14 +927,15 @@ def _import_csv(store: JudgmentStore, path: Path, judge: str) -> ImportReport:
         found = ", ".join(columns) or "nothing"
         problem = f"the header needs query (or query_id), doc_id and grade; found {found}"
         raise InputError(path, problem, 1)
-    by_text = {q.text: q.query_id for q in store.queries.values()}
-    known = dict(store.queries)
+    known = store.queries
+    by_text = {q.text: q.query_id for q in known.values()}
     queries: dict[str, LabQuery] = {}
     judgments: list[Judgment] = []
-    at = _now()
+    final: list[Judgment] = []
+    at = now()
     for number, row in enumerate(reader, start=2):
-        query_text, query_id, doc_id = (
-            _cell(row, columns, c) for c in ("query", "query_id", "doc_id")
+        query_text, query_id, doc_id, description = (
+            _cell(row, columns, c) for c in ("query", "query_id", "doc_id", "description")
         )
         if not doc_id:
             raise InputError(path, "empty doc_id", number)
@@ -568,20 +944,36 @@ def _import_csv(store: JudgmentStore, path: Path, judge: str) -> ImportReport:
                 raise InputError(path, "empty query", number)
             query_id = by_text.get(query_text) or "q-" + sha256_bytes(query_text.encode())[:10]
         if query_text and query_id not in queries:
-            queries[query_id] = LabQuery(query_id, query_text)
+            old = known.get(query_id)
+            keep = (old.tag, old.description) if old and old.text == query_text else (None, None)
+            queries[query_id] = LabQuery(query_id, query_text, keep[0], description or keep[1])
             by_text[query_text] = query_id
         elif query_id not in queries and query_id not in known:
             raise InputError(path, f"query {query_id!r} is new and has no text", number)
-        grade_text = _cell(row, columns, "grade")
         try:
-            grade = parse_grade(grade_text)
-            _check_id("document id", doc_id)
-            _check_id("query id", query_id)
+            grade = parse_grade(_cell(row, columns, "grade"))
+            check_id("document id", doc_id)
+            check_id("query id", query_id)
+            adjudicated = _flag(_cell(row, columns, "adjudicated"))
         except ValueError as exc:
             raise InputError(path, str(exc), number) from None
         who, when = _cell(row, columns, "judge") or judge, _cell(row, columns, "judged_at") or at
-        judgments.append(Judgment(query_id, doc_id, grade, who, when))
-    return replace(store.add_many(queries.values(), judgments), source=str(path))
+        (final if adjudicated else judgments).append(Judgment(query_id, doc_id, grade, who, when))
+    try:
+        report = store.add_many(queries.values(), judgments, final)
+    except ValueError as exc:
+        raise InputError(path, str(exc)) from None
+    return replace(report, source=str(path))
+
+
+_TRUE = {"yes", "true", "1", "y"}
+_FALSE = {"", "no", "false", "0", "n"}
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise ValueError(f"adjudicated must be yes or no (or empty), got {value!r}")
 
 
 def _cell(row: Mapping[str, str | None], columns: Mapping[str, str], name: str) -> str:
@@ -649,53 +1041,129 @@ def _unescape_cell(value: str) -> str:
     return value
 
 
-def _export_trec(store: JudgmentStore) -> bytes:
-    """TREC qrels: ``qid 0 docid grade`` a line."""
+def _export_trec(store: JudgmentStore, rule: str, adjudicated_first: bool) -> tuple[bytes, int]:
+    """TREC qrels of the combined grades: ``qid 0 docid grade`` a line."""
+    qrels = store.qrels(rule, adjudicated_first=adjudicated_first)
     lines = [
-        f"{to_trec_id(j.query_id)} 0 {to_trec_id(j.doc_id)} {j.grade}\n"
-        for j in _sorted(store.judgments())
+        f"{to_trec_id(qid)} 0 {to_trec_id(doc)} {grade}\n"
+        for qid, doc, grade in _sorted_qrels(qrels)
     ]
-    return "".join(lines).encode("utf-8")
+    return "".join(lines).encode("utf-8"), len(lines)
 
 
-def _export_csv(store: JudgmentStore) -> bytes:
-    """CSV with the columns of ``CSV_COLUMNS``, formula-looking cells escaped."""
+def _export_csv(store: JudgmentStore, rule: str, adjudicated_first: bool) -> tuple[bytes, int]:
+    """CSV of the combined grades (``COMBINED_COLUMNS``), formula-looking cells escaped."""
     queries = store.queries
+    qrels = store.qrels(rule, adjudicated_first=adjudicated_first)
+    graders: dict[tuple[str, str], set[str]] = {}
+    for j in store.judgments():
+        graders.setdefault((j.query_id, j.doc_id), set()).add(j.judge)
+    final = {(j.query_id, j.doc_id) for j in store.adjudications()} if adjudicated_first else set()
+    rows = [
+        [
+            qid,
+            queries[qid].text if qid in queries else "",
+            doc,
+            str(grade),
+            "; ".join(sorted(graders.get((qid, doc), ()))),
+            "adjudicated" if (qid, doc) in final else rule,
+        ]
+        for qid, doc, grade in _sorted_qrels(qrels)
+    ]
+    return _csv_bytes(COMBINED_COLUMNS, rows), len(rows)
+
+
+def _export_judges_csv(
+    store: JudgmentStore, rule: str = DEFAULT_RULE, adjudicated_first: bool = True
+) -> tuple[bytes, int]:
+    """CSV of every judge's grade, one row each (``CSV_COLUMNS``), the adjudicated grades as
+    rows marked ``adjudicated``; an import reads it back as it was."""
+    del rule, adjudicated_first  # every grade is written as given
+    queries = store.queries
+    graded = [(j, "") for j in store.judgments()] + [(j, "yes") for j in store.adjudications()]
+    graded.sort(key=lambda item: (item[0].query_id, item[0].doc_id, item[1], item[0].judge))
+    rows = [
+        [
+            j.query_id,
+            queries[j.query_id].text if j.query_id in queries else "",
+            j.doc_id,
+            str(j.grade),
+            j.judge,
+            j.judged_at,
+            final,
+        ]
+        for j, final in graded
+    ]
+    return _csv_bytes(CSV_COLUMNS, rows), len(rows)
+
+
+def _csv_bytes(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for j in _sorted(store.judgments()):
-        text = queries[j.query_id].text if j.query_id in queries else ""
-        row = [j.query_id, text, j.doc_id, str(j.grade), j.judge, j.judged_at]
-        writer.writerow([escape_cell(cell) for cell in row])
+    writer.writerow(columns)
+    writer.writerows([escape_cell(cell) for cell in row] for row in rows)
     return buffer.getvalue().encode("utf-8")
 
 
-def _sorted(judgments: Iterable[Judgment]) -> list[Judgment]:
-    return sorted(judgments, key=lambda j: (j.query_id, j.doc_id))
+def _sorted_qrels(qrels: Qrels) -> list[tuple[str, str, int]]:
+    return sorted((qid, doc, grade) for qid, docs in qrels.items() for doc, grade in docs.items())
 
 
-EXPORTERS: dict[str, Callable[[JudgmentStore], bytes]] = {"trec": _export_trec, "csv": _export_csv}
-"""Judgment exporters by format name; each returns the file's bytes."""
+Exporter = Callable[[JudgmentStore, str, bool], tuple[bytes, int]]
+
+EXPORTERS: dict[str, Exporter] = {
+    "trec": _export_trec,
+    "csv": _export_csv,
+    "judges-csv": _export_judges_csv,
+}
+"""Judgment exporters by format name; each gets the store, the combining rule and whether
+adjudicated grades come first, and returns the file's bytes and its number of rows: ``trec``
+and ``csv`` write the combined grades, ``judges-csv`` every judge's grade."""
 
 
-def export_judgments(store: JudgmentStore, fmt: str, path: str | Path) -> int:
-    """Write a set's judgments to a file, atomically.
-
-    Args:
-        store: the judgment set.
-        fmt: ``trec`` (qrels) or ``csv``.
-        path: the file to write.
-
-    Returns:
-        The number of judgments written.
+def export_bytes(
+    store: JudgmentStore,
+    fmt: str,
+    *,
+    rule: str = DEFAULT_RULE,
+    adjudicated_first: bool = True,
+) -> tuple[bytes, int]:
+    """A set's judgments as a file's bytes, and the rows they hold.
 
     Raises:
-        ValueError: an unknown format (the message lists the valid ones).
+        ValueError: an unknown format or rule (the message lists the valid ones).
     """
     try:
         exporter = EXPORTERS[fmt]
     except KeyError:
         raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORTERS)}") from None
-    atomic_write(Path(path), exporter(store))
-    return len(store.judgments())
+    return exporter(store, rule, adjudicated_first)
+
+
+def export_judgments(
+    store: JudgmentStore,
+    fmt: str,
+    path: str | Path,
+    *,
+    rule: str = DEFAULT_RULE,
+    adjudicated_first: bool = True,
+) -> int:
+    """Write a set's judgments to a file, atomically.
+
+    Args:
+        store: the judgment set.
+        fmt: ``trec`` (combined qrels), ``csv`` (combined, with who graded each pair) or
+            ``judges-csv`` (every judge's grade, one row each).
+        path: the file to write.
+        rule: how several judges' grades are combined (a key of ``COMBINING_RULES``).
+        adjudicated_first: an adjudicated grade wins over the rule.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        ValueError: an unknown format or rule (the message lists the valid ones).
+    """
+    data, rows = export_bytes(store, fmt, rule=rule, adjudicated_first=adjudicated_first)
+    atomic_write(Path(path), data)
+    return rows

@@ -23,6 +23,7 @@ PAGES = {
     "pages/corpus.py": "Corpus",
     "pages/search.py": "Search",
     "pages/map.py": "Embedding map",
+    "pages/judge.py": "Judging",
     "pages/lab.py": "Relevance lab",
     "pages/health.py": "Health",
 }

@@ -53,7 +53,7 @@ def test_lab_commands_are_part_of_the_main_parser() -> None:
 
 def test_judge_export_and_add(lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(lab, capsys, "judge", "export", "shop", "trec", str(lab / "out.qrels"))
-    assert status == 0 and "wrote 4 judgments" in out
+    assert status == 0 and "wrote 4 rows" in out and "combined grades" in out
     assert (lab / "out.qrels").read_text().splitlines()[0] == "1 0 brakes 3"
 
     status, out, _ = run(
@@ -78,6 +78,95 @@ def test_judge_export_and_add(lab: Path, capsys: pytest.CaptureFixture[str]) -> 
         lab, capsys, "judge", "export", "shop", "csv", str(lab / "x.csv"), "--set", "extra"
     )
     assert "'=refund please" in (lab / "x.csv").read_text()
+
+
+def test_a_judging_session_from_the_command_line(
+    lab: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search_core.judgments import open_judgments
+    from search_core.pooling import next_pair, submit
+
+    store = open_judgments("shop", "session", lab)
+    for query_id, text in (("1", "squealing brakes"), ("2", "money back"), ("3", "fluid")):
+        store.add_query(query_id, text)
+    status, out, err = run(
+        lab,
+        capsys,
+        "judge",
+        "pool",
+        "shop",
+        "--config",
+        str(lab / "a.json"),
+        "--config",
+        str(lab / "b.json"),
+        "--pool",
+        "study",
+        "--depth",
+        "2",
+        "--replicates",
+        "2",
+        "--set",
+        "session",
+        "--json",
+    )
+    assert status == 0, err
+    made = json.loads(out)
+    assert made["pool"] == "study" and made["replicates"] == 2 and made["sources"] == ["a", "b"]
+    assert made["grades_given"] == 0 and made["queries"] == 3
+    # two judges work the pool; one disagrees on every document
+    for judge, grade in (("ana", 3), ("ben", 0)):
+        turn = next_pair(store, "study", judge)
+        while turn.assignment is not None:
+            a = turn.assignment
+            turn = submit(store, "study", judge, a.query_id, a.doc_id, grade)
+    status, out, _ = run(lab, capsys, "judge", "agreement", "shop", "--set", "session", "--json")
+    report = json.loads(out)
+    assert status == 0 and report["judges"] == ["ana", "ben"]
+    assert report["units"] == made["pairs"] and len(report["disagreements"]) == made["pairs"]
+    assert report["pairs"][0]["raw"] == 0.0
+    status, out, _ = run(lab, capsys, "judge", "agreement", "shop", "--set", "session")
+    assert "Krippendorff's alpha" in out and "spread 3: ana 3, ben 0" in out
+
+    per_judge = lab / "judges.csv"
+    status, out, _ = run(
+        lab,
+        capsys,
+        "judge",
+        "export",
+        "shop",
+        "csv",
+        str(per_judge),
+        "--set",
+        "session",
+        "--per-judge",
+    )
+    assert status == 0 and f"wrote {2 * made['pairs']} rows" in out
+    assert per_judge.read_text().splitlines()[0].split(",")[4] == "judge"
+    minimum = lab / "min.qrels"
+    run(
+        lab,
+        capsys,
+        "judge",
+        "export",
+        "shop",
+        "trec",
+        str(minimum),
+        "--set",
+        "session",
+        "--rule",
+        "minimum",
+    )
+    assert {line.split()[-1] for line in minimum.read_text().splitlines()} == {"0"}
+    status, _, err = run(
+        lab, capsys, "judge", "export", "shop", "trec", str(minimum), "--per-judge"
+    )
+    assert status == 2 and "use the csv format" in err
+    # the per-judge file reads back into another set as it was
+    run(lab, capsys, "judge", "import", "shop", "csv", str(per_judge), "--set", "copy")
+    copy = open_judgments("shop", "copy", lab)
+    assert sorted((j.query_id, j.doc_id, j.judge, j.grade) for j in copy.judgments()) == sorted(
+        (j.query_id, j.doc_id, j.judge, j.grade) for j in store.judgments()
+    )
 
 
 def test_compare_two_configs_with_a_side_by_side(

@@ -68,17 +68,21 @@ def _lines(path: Path) -> list[bytes]:
 def test_judgments_are_saved_at_once_and_reload(store, lab_home: Path) -> None:
     store.add_query("q1", "squealing brakes", tag="paraphrase")
     store.judge("q1", "brakes", 3, "ana")
-    store.judge("q1", "refund", 1, "ana")
-    store.judge("q1", "refund", 0, "ben")  # a later judgment replaces the earlier one
+    store.judge("q1", "refund", 2, "ana")
+    store.judge("q1", "refund", 0, "ana")  # her later grade replaces her earlier one
+    store.judge("q1", "refund", 3, "ben")  # another judge's grade is kept beside hers
 
     again = open_judgments("shop", store.set_name, lab_home)
-    assert again.qrels() == {"q1": {"brakes": 3, "refund": 0}}
+    assert again.qrels() == {"q1": {"brakes": 3, "refund": 2}}  # the mean of 0 and 3, rounded
+    assert again.qrels("minimum") == {"q1": {"brakes": 3, "refund": 0}}
     assert again.query_set().queries == {"q1": "squealing brakes"}
     assert again.query_set().tags == {"q1": "paraphrase"}
-    latest = {j.doc_id: j for j in again.judgments()}
-    assert latest["refund"].judge == "ben"
-    assert latest["refund"].judged_at.endswith("+00:00")
+    refund = {j.judge: j for j in again.judgments() if j.doc_id == "refund"}
+    assert {judge: j.grade for judge, j in refund.items()} == {"ana": 0, "ben": 3}
+    assert refund["ben"].judged_at.endswith("+00:00")
+    assert again.judges() == ["ana", "ben"]
     assert again.grade("q1", "brakes") == 3 and again.grade("q1", "nope") is None
+    assert again.grade("q1", "refund", "ana") == 0 and again.grade("q1", "brakes", "ben") is None
 
 
 def test_every_journal_line_is_chained_to_the_one_before(store) -> None:
@@ -237,11 +241,15 @@ def test_importing_the_same_files_again_writes_nothing(store, tmp_path: Path, fm
     assert first.message() == "Imported 2 queries and 3 judgments."
     journal = store.path.read_bytes()
 
-    again = import_judgments(store, fmt, path, judge="someone else", **extra)
+    again = import_judgments(store, fmt, path, **extra)
     assert store.path.read_bytes() == journal  # not one line added
     assert (again.queries, again.judgments) == (0, 0)
     assert (again.unchanged_queries, again.unchanged_judgments) == (2, 3)
     assert again.message() == "2 queries and 3 judgments already there: nothing added."
+
+    other = import_judgments(store, fmt, path, judge="someone else", **extra)
+    assert (other.queries, other.judgments) == (0, 3)  # another judge's grades, kept beside
+    assert store.judges() == ["import", "someone else"]
 
 
 def test_a_second_import_writes_only_what_changed(store, tmp_path: Path) -> None:
@@ -385,7 +393,7 @@ def test_csv_export_escapes_formulas_and_reads_back(store, tmp_path: Path, prefi
     store.add_query("q1", query)
     store.judge("q1", f"{prefix}doc", 2, judge=f"{prefix}ana")
     out = tmp_path / "out.csv"
-    export_judgments(store, "csv", out)
+    assert export_judgments(store, "judges-csv", out) == 1
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert rows[0]["query"] == "'" + query
     assert rows[0]["doc_id"] == f"'{prefix}doc" and rows[0]["judge"] == f"'{prefix}ana"
@@ -394,6 +402,12 @@ def test_csv_export_escapes_formulas_and_reads_back(store, tmp_path: Path, prefi
     import_judgments(copy, "csv", out)
     assert copy.qrels() == {"q1": {f"{prefix}doc": 2}}
     assert copy.queries["q1"].text == query
+    assert [j.judge for j in copy.judgments()] == [f"{prefix}ana"]
+
+    combined = tmp_path / "combined.csv"
+    export_judgments(store, "csv", combined)
+    row = next(csv.DictReader(io.StringIO(combined.read_text())))
+    assert row["query"] == "'" + query and row["judges"] == f"'{prefix}ana"
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,9 @@ def test_corpus_shape() -> None:
     assert all(d["_id"] and d["title"] and d["text"] and d["metadata"].get("date") for d in docs)
     query_set = load_queries(SAMPLE_DATA / "queries.jsonl")
     assert len(query_set.queries) >= 60
+    # every query carries its information need, shown to judges on the Judging page
+    assert set(query_set.descriptions) == set(query_set.queries)
+    assert all(20 < len(d) < 400 and "\n" not in d for d in query_set.descriptions.values())
     assert set(query_set.tags.values()) == {"exact-id", "paraphrase", "mixed", "out-of-domain"}
     qrels = load_qrels(SAMPLE_DATA / "qrels" / "test.tsv")
     ids = {d["_id"] for d in docs}

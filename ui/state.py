@@ -54,11 +54,14 @@ from search_core.judgments import (
     DEFAULT_SET,
     ImportReport,
     JudgmentStore,
+    Pool,
+    check_id,
     import_judgments,
     list_judgment_sets,
     open_judgments,
 )
 from search_core.lab import list_configs, load_config, save_config
+from search_core.pooling import check_depth, create_pool
 from search_core.projection import Projection, ProjectionSettings, project
 from search_core.search import SearchParams, run_search
 from search_core.settings import collections_home
@@ -668,23 +671,85 @@ def judge(store: JudgmentStore, query: str, doc_id: str, grade: int) -> None:
 
 
 def judge_clear(store: JudgmentStore, query: str, doc_id: str) -> None:
-    """Forget the grade of a document for a query."""
+    """Forget this session's judge's grade of a document for a query (others' are kept)."""
     query_id = query_id_for(store, query)
     if query_id in store.queries:
-        store.remove_judgment(query_id, doc_id)
+        store.remove_judgment(query_id, doc_id, judge_name())
 
 
-def judge_name() -> str:
-    """Who is judging, as recorded with each judgment."""
-    return str(st.session_state.get("judge_name") or "app")
+def judge_name(default: str = "app") -> str:
+    """Who is judging, as recorded with each judgment (asked once per browser session)."""
+    return str(st.session_state.get(JUDGE_KEY) or default).strip() or default
+
+
+def set_judge_name(name: str) -> None:
+    """Record who judges in this browser session ("" forgets it).
+
+    Raises:
+        ValueError: a name with a line break, or longer than 64 characters.
+    """
+    name = (name or "").strip()
+    if name:
+        check_id("your name", name)
+        if len(name) > 64:
+            raise ValueError("a name of at most 64 characters, please")
+    st.session_state[JUDGE_KEY] = name
+
+
+JUDGE_KEY = "judge_name"
+SAMPLE_POOL = "sample-session"
+
+
+def pool_configurations(
+    collection: Collection,
+    store: JudgmentStore,
+    name: str,
+    configs: Mapping[str, SearchParams],
+    *,
+    depth: int,
+    replicates: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Pool:
+    """Pool the top documents of saved configurations for judging (their runs are kept, as a
+    comparison's are: comparing them afterwards runs nothing again).
+
+    Raises:
+        ValueError: no configuration chosen, or as :func:`search_core.pooling.create_pool`.
+    """
+    if not configs:
+        raise ValueError("choose at least one configuration to pool")
+    check_depth(depth)
+    found = runs(collection, configs, store.query_set().queries, progress)
+    return create_pool(
+        store, name, found, depth=depth, replicates=replicates, created_by=judge_name()
+    )
+
+
+def prepare_sample_session(collection: Collection) -> None:
+    """Make the sample's judging session: its judged queries (with their information needs)
+    and a pool of the top 5 documents of the three default modes, each needing two grades, so
+    a judge's grades can be compared with the sample's own (Relevance lab, Agreement).
+
+    Runs as a button's ``on_click``; an error waits in the session for the page.
+    """
+    try:
+        prepare_sample(collection.name)
+        use_judgment_set(DEFAULT_SET)
+        pool_configurations(
+            collection, judgments(collection), SAMPLE_POOL, DEFAULT_CONFIGS, depth=5, replicates=2
+        )
+    except USER_ERRORS as exc:
+        st.session_state["judging_notice"] = f"The session could not start: {exc}"
 
 
 def grades_for(store: JudgmentStore, query: str) -> dict[str, int]:
-    """The grades given for a query's documents (empty when the query is not in the set)."""
+    """The grades of a query's documents: this session's judge's own, else the grade the other
+    judges' combine to (empty when the query is not in the set)."""
     query_id = query_id_for(store, query)
-    return (
-        {j.doc_id: j.grade for j in store.judgments(query_id)} if query_id in store.queries else {}
-    )
+    if query_id not in store.queries:
+        return {}
+    own = {j.doc_id: j.grade for j in store.judgments(query_id, judge=judge_name())}
+    return {**store.qrels().get(query_id, {}), **own}
 
 
 # --------------------------------------------------------------------------- lab tables
@@ -910,12 +975,13 @@ def queries_table(store: JudgmentStore) -> pd.DataFrame:
         {
             "query_id": q.query_id,
             "query": q.text,
+            "description": q.description or "",
             "tag": q.tag or "",
             "judgments": counts.get(q.query_id, 0),
         }
         for q in store.queries.values()
     ]
-    return pd.DataFrame(rows, columns=["query_id", "query", "tag", "judgments"])
+    return pd.DataFrame(rows, columns=["query_id", "query", "description", "tag", "judgments"])
 
 
 def _cell(value: Any) -> str:
@@ -923,7 +989,8 @@ def _cell(value: Any) -> str:
 
 
 def save_query_edits(store: JudgmentStore, edited: pd.DataFrame) -> str:
-    """Apply the query editor's changes: new rows, changed texts or tags, deleted rows.
+    """Apply the query editor's changes: new rows, changed texts, descriptions or tags,
+    deleted rows.
 
     Returns:
         What was changed, in words.
@@ -932,10 +999,8 @@ def save_query_edits(store: JudgmentStore, edited: pd.DataFrame) -> str:
     kept: set[str] = set()
     added = changed = 0
     for row in edited.to_dict("records"):
-        text, tag, query_id = (
-            _cell(row.get("query")),
-            _cell(row.get("tag")),
-            _cell(row.get("query_id")),
+        text, description, tag, query_id = (
+            _cell(row.get(column)) for column in ("query", "description", "tag", "query_id")
         )
         if not text:
             if query_id:
@@ -944,12 +1009,16 @@ def save_query_edits(store: JudgmentStore, edited: pd.DataFrame) -> str:
         if not query_id:
             query_id = query_id_for(store, text)
             added += 1
-        elif (before[query_id].text, before[query_id].tag or "") == (text, tag):
+        elif (
+            before[query_id].text,
+            before[query_id].description or "",
+            before[query_id].tag or "",
+        ) == (text, description, tag):
             kept.add(query_id)
             continue
         else:
             changed += 1
-        store.add_query(query_id, text, tag or None)
+        store.add_query(query_id, text, tag or None, description or None)
         kept.add(query_id)
     removed = [q for q in before if q not in kept]
     for query_id in removed:
@@ -977,24 +1046,29 @@ def judgments_table(store: JudgmentStore, collection: Collection) -> pd.DataFram
 
 
 def save_judgment_edits(store: JudgmentStore, edited: pd.DataFrame) -> str:
-    """Apply the judgment editor's changes: new grades and deleted rows.
+    """Apply the judgment editor's changes: new grades and deleted rows (a row is one judge's
+    grade: a change or a deletion touches that judge's grade only).
 
     Returns:
         What was changed, in words.
     """
-    before = {(j.query_id, j.doc_id): j.grade for j in store.judgments()}
-    seen: set[tuple[str, str]] = set()
+    before = {(j.query_id, j.doc_id, j.judge): j.grade for j in store.judgments()}
+    seen: set[tuple[str, str, str]] = set()
     changed = 0
     for row in edited.to_dict("records"):
-        key = (_cell(row.get("query_id")), _cell(row.get("doc_id")))
+        key = (_cell(row.get("query_id")), _cell(row.get("doc_id")), _raw(row.get("judge")))
         if key not in before:
             continue
         seen.add(key)
         grade = int(row["grade"])
         if grade != before[key]:
-            store.judge(key[0], key[1], grade, judge=judge_name())
+            store.judge(key[0], key[1], grade, judge=key[2])
             changed += 1
     removed = [key for key in before if key not in seen]
-    for query_id, doc_id in removed:
-        store.remove_judgment(query_id, doc_id)
+    for query_id, doc_id, judge in removed:
+        store.remove_judgment(query_id, doc_id, judge)
     return f"Saved: {changed} grades changed, {len(removed)} judgments removed."
+
+
+def _raw(value: Any) -> str:
+    return value if isinstance(value, str) else ""
