@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import streamlit as st
 
+from search_core.agreement import agreement
+from search_core.combining import COMBINING_RULES, DEFAULT_RULE, describe_rule
 from search_core.judgments import (
+    DEFAULT_GUIDELINES,
     DEFAULT_SET,
-    EXPORTERS,
     GRADE_LABELS,
     JudgmentStore,
+    export_bytes,
     list_judgment_sets,
 )
 from search_core.lab import (
+    COVERAGE_WARNING,
     STAT_TESTS,
     compare,
     delete_config,
     evaluate,
     list_snapshots,
+    metric_intervals,
     save_config,
     save_snapshot,
     side_by_side,
 )
+from search_core.pooling import DEFAULT_DEPTH, MAX_DEPTH, MAX_REPLICATES, delete_pool, progress
 from search_core.search import SearchParams
 from search_core.sweeps import ANN_PARAMETERS
 from search_core.tuning import describe_params, tune
@@ -37,6 +43,7 @@ IMPORT_FORMATS = {
     "beir": "BEIR (queries.jsonl + qrels .tsv)",
 }
 IMPORTED = "lab_import_message"
+POOLED = "lab_pool_message"
 
 
 def import_now(store: JudgmentStore, fmt: str | None) -> None:
@@ -85,7 +92,7 @@ with middle.popover("New set", icon=":material/add:", key="lab_new_set_menu"):
             display.error(exc)
 right.text_input(
     "Your name, recorded with your judgments",
-    key="judge_name",
+    key=state.JUDGE_KEY,
     placeholder="app",
     persist_state="session",
 )
@@ -93,27 +100,48 @@ right.text_input(
 try:
     store = state.judgments(collection)
     query_set = store.query_set()
-    qrels = store.qrels()
+    judges = store.judges()
 except state.USER_ERRORS as exc:
     display.error(exc)
     st.stop()
+rule, adjudicated_first = DEFAULT_RULE, True
+if len(judges) > 1:
+    left, right = st.columns([2, 1], vertical_alignment="bottom")
+    rule = left.selectbox(
+        "Several judges' grades of a document combine into one by",
+        list(COMBINING_RULES),
+        format_func=lambda r: display.sentence(describe_rule(str(r), adjudicated_first=False)),
+        key="lab_rule",
+        help="Metrics, comparisons and the combined exports use one grade per query and document.",
+    )
+    adjudicated_first = right.toggle(
+        "A lead's final grade comes first", True, key="lab_adjudicated_first"
+    )
+rule_text = describe_rule(str(rule), adjudicated_first=adjudicated_first)
+qrels = store.qrels(str(rule), adjudicated_first=adjudicated_first)
 queries = query_set.queries
 judged = [q for q in queries if any(g >= 1 for g in qrels.get(q, {}).values())]
-columns = st.columns(3)
+columns = st.columns(4)
 columns[0].metric("Queries", len(queries))
-columns[1].metric("Judgments", sum(len(d) for d in qrels.values()))
+columns[1].metric(
+    "Judgments",
+    store.read(lambda held: held.judgment_count()),
+    help="Grades given, every judge's counted.",
+)
 columns[2].metric(
     "Queries with a relevant document",
     len(judged),
     help="Metrics average over these; the others count only in the share of empty answers.",
 )
+columns[3].metric("Judges", len(judges), help=", ".join(judges) or None)
 NEED_JUDGMENTS = (
     "This needs queries with at least one relevant judgment: import some on the Judgments "
     "tab, or judge results on the Search page."
 )
 
-judgments_tab, configs_tab, compare_tab, sweeps_tab, tune_tab = st.tabs(
-    ["Judgments", "Configurations", "Compare", "Sweeps", "Auto-tune"], key="lab_tabs"
+judgments_tab, pools_tab, agreement_tab, configs_tab, compare_tab, sweeps_tab, tune_tab = st.tabs(
+    ["Judgments", "Pools", "Agreement", "Configurations", "Compare", "Sweeps", "Auto-tune"],
+    key="lab_tabs",
 )
 
 # --- judgments ------------------------------------------------------------------------------
@@ -164,9 +192,19 @@ with judgments_tab:
         num_rows="dynamic",
         disabled=["query_id", "judgments"],
         hide_index=True,
-        column_config={"query": st.column_config.TextColumn("query", width="large")},
+        column_config={
+            "query": st.column_config.TextColumn("query", width="medium"),
+            "description": st.column_config.TextColumn(
+                "description",
+                width="large",
+                help="The information need behind the query, shown to judges as they grade.",
+            ),
+        },
     )
-    st.caption("Edit a query's text or tag, add rows at the bottom, or delete rows; then save.")
+    st.caption(
+        "Edit a query's text, description (what the searcher wants, shown to judges) or tag, "
+        "add rows at the bottom, or delete rows; then save."
+    )
     if st.button("Save query changes", key="lab_save_queries"):
         try:
             st.success(state.save_query_edits(store, edited_queries))
@@ -196,24 +234,196 @@ with judgments_tab:
         except state.USER_ERRORS as exc:
             display.error(exc)
 
+    st.subheader("Guidelines for judges")
+    guidelines = st.text_area(
+        "Shown on the Judging page",
+        store.guidelines or DEFAULT_GUIDELINES,
+        height=180,
+        key="lab_guidelines",
+    )
+    if st.button("Save the guidelines", key="lab_save_guidelines"):
+        try:
+            store.set_guidelines(guidelines)
+            st.success("Saved: judges see them on the Judging page.")
+        except state.USER_ERRORS as exc:
+            display.error(exc)
+
     st.subheader("Export")
-    left, right = st.columns(2)
-    left.download_button(
-        "Download as CSV",
-        EXPORTERS["csv"](store),
-        f"{collection.name}-judgments.csv",
-        "text/csv",
-        key="lab_export_csv",
-        icon=":material/download:",
+    st.caption(f"Combined grades: {display.md(rule_text)}.")
+    downloads = {
+        "trec": ("Combined grades as TREC qrels", "qrels.txt", "text/plain"),
+        "csv": ("Combined grades as CSV", "combined.csv", "text/csv"),
+        "judges-csv": ("Every judge's grades as CSV", "judges.csv", "text/csv"),
+    }
+    for column, (fmt, (label, suffix, mime)) in zip(
+        st.columns(len(downloads)), downloads.items(), strict=True
+    ):
+        data, _ = export_bytes(store, fmt, rule=str(rule), adjudicated_first=adjudicated_first)
+        column.download_button(
+            label,
+            data,
+            f"{collection.name}-{store.set_name}-{suffix}",
+            mime,
+            key=f"lab_export_{fmt}",
+            icon=":material/download:",
+        )
+    st.caption(
+        "The per-judge CSV has a judge column and reads back with Import (CSV); cells a "
+        "spreadsheet would run as formulas are escaped."
     )
-    right.download_button(
-        "Download as TREC qrels",
-        EXPORTERS["trec"](store),
-        f"{collection.name}-qrels.txt",
-        "text/plain",
-        key="lab_export_trec",
-        icon=":material/download:",
-    )
+
+# --- pools ----------------------------------------------------------------------------------
+with pools_tab:
+    if pooled := st.session_state.pop(POOLED, None):
+        st.success(display.md(pooled))
+    pools = store.pools()
+    if pools:
+        st.dataframe(
+            display.pools_table({name: progress(store, name) for name in pools}, pools),
+            hide_index=True,
+            key="lab_pools_table",
+        )
+        st.caption(
+            "Each pool: the documents to judge, the grades each needs, and how many are given. "
+            "Judges work on the Judging page; it never shows which configuration found a "
+            "document."
+        )
+        st.page_link("pages/judge.py", label="Open the Judging page", icon=":material/rate_review:")
+    else:
+        st.caption(
+            "No pool yet. A pool is the top documents of the configurations you want to "
+            "compare, for every query of the set: judging it makes the comparison fair."
+        )
+    configs = state.configurations(collection)
+    if not queries:
+        st.info("This needs queries: add or import some on the Judgments tab.")
+    elif not configs:
+        st.info("No configuration is saved yet: save some on the Configurations tab.")
+    else:
+        with st.form("lab_pool_form", border=True):
+            chosen_configs = st.multiselect(
+                "Pool the top documents of",
+                list(configs),
+                default=[n for n in state.DEFAULT_CONFIGS if n in configs] or list(configs)[:2],
+                key="lab_pool_configs",
+            )
+            cols = st.columns(3)
+            pool_name = cols[0].text_input("Pool name", "round-1", key="lab_pool_name")
+            depth = cols[1].number_input(
+                "Documents per query from each", 1, MAX_DEPTH, DEFAULT_DEPTH, key="lab_pool_depth"
+            )
+            replicates = cols[2].number_input(
+                "Grades each document needs",
+                1,
+                MAX_REPLICATES,
+                1,
+                key="lab_pool_replicates",
+                help="1 for a judging round; 3 or more to measure how far judges agree.",
+            )
+            make = st.form_submit_button("Make the pool", type="primary", key="lab_pool_make")
+        if make:
+            bar = st.progress(0.0, text="Running the queries...")
+            try:
+                made = state.pool_configurations(
+                    collection,
+                    store,
+                    str(pool_name),
+                    {name: configs[name] for name in chosen_configs},
+                    depth=int(depth),
+                    replicates=int(replicates),
+                    progress=state.progress_callback(bar, "Queries run"),
+                )
+                st.session_state[POOLED] = (
+                    f"Pool {made.name}: {len(made.pairs):,} documents to judge, "
+                    f"{made.replicates} grade{'s' if made.replicates > 1 else ''} each. Judges "
+                    "work on it on the Judging page."
+                )
+                bar.empty()
+                st.rerun()
+            except state.USER_ERRORS as exc:
+                bar.empty()
+                display.error(exc)
+        if pools:
+            left, right = st.columns([3, 1], vertical_alignment="bottom")
+            doomed_pool = left.selectbox("Pool to delete", list(pools), key="lab_pool_delete_name")
+            if right.button("Delete pool", key="lab_pool_delete", icon=":material/delete:"):
+                delete_pool(store, str(doomed_pool))
+                st.rerun()
+            st.caption("Deleting a pool keeps every grade given in it.")
+
+# --- agreement ------------------------------------------------------------------------------
+with agreement_tab:
+    if len(judges) < 2:
+        st.info(
+            "Agreement needs two judges or more grading the same documents: make a pool that "
+            "needs 2 or 3 grades per document on the Pools tab, and have judges work on it."
+        )
+    else:
+        compared = st.multiselect("Judges", judges, default=judges, key="lab_agreement_judges")
+        report = agreement(store.judgments(), judges=compared or None)
+        cols = st.columns(3)
+        cols[0].metric(
+            "Krippendorff's alpha (ordinal)",
+            "n/a" if report.alpha is None else f"{report.alpha:.2f}",
+            help="1 is perfect agreement, 0 is what chance gives, below 0 systematic "
+            "disagreement. Over all the judges, on the documents two or more graded.",
+        )
+        cols[1].metric("Documents graded by two judges or more", report.units)
+        cols[2].metric("Documents they disagree on", len(report.disagreements))
+        st.dataframe(display.agreement_table(report), hide_index=True, key="lab_agreement_pairs")
+        st.caption(
+            "For each pair of judges, on the documents both graded: the weighted Cohen's kappa "
+            "(quadratic weights: a 0 against a 3 counts nine times a 0 against a 1; 1 is "
+            "perfect, 0 chance) and the share of identical grades."
+        )
+        by_query = report.by_query()
+        if by_query:
+            st.markdown("**Where the judges disagree most, for a lead to settle**")
+            disputed = st.selectbox(
+                "Query (the widest spread first)",
+                list(by_query),
+                format_func=lambda q: display.snippet(f"{q}: {queries.get(q, '')}", 90),
+                key="lab_disputed_query",
+            )
+            items = by_query[str(disputed)]
+            final = {j.doc_id: j.grade for j in store.adjudications() if j.query_id == disputed}
+            st.dataframe(
+                display.disagreement_table(items, final, collection.titles),
+                hide_index=True,
+                key="lab_disagreements",
+            )
+            st.caption(
+                "Each document of this query the judges graded differently, with every judge's "
+                "grade and the final grade a lead set (blank: none yet)."
+            )
+            with st.form("lab_adjudicate_form", border=False):
+                cols = st.columns([3, 2, 1], vertical_alignment="bottom")
+                settle = cols[0].selectbox(
+                    "Document",
+                    [item.doc_id for item in items],
+                    format_func=lambda d: display.snippet(
+                        f"{d}: {collection.titles.get(d, '')}", 80
+                    ),
+                    key="lab_adjudicate_doc",
+                )
+                final_grade = cols[1].selectbox(
+                    "Final grade",
+                    list(GRADE_LABELS),
+                    format_func=lambda g: f"{g} {GRADE_LABELS[g]}",
+                    key="lab_adjudicate_grade",
+                )
+                if cols[2].form_submit_button("Set", key="lab_adjudicate"):
+                    try:
+                        store.adjudicate(
+                            str(disputed), str(settle), int(final_grade), state.judge_name()
+                        )
+                        st.rerun()
+                    except state.USER_ERRORS as exc:
+                        display.error(exc)
+            st.caption(
+                f"Recorded as adjudicated by {display.md(state.judge_name())}: with "
+                '"A lead\'s final grade comes first" on, metrics use it whatever the judges gave.'
+            )
 
 # --- configurations -------------------------------------------------------------------------
 with configs_tab:
@@ -333,7 +543,14 @@ with compare_tab:
                     scored = evaluate(qrels, run, int(k), queries=queries)
                     save_snapshot(collection, name, run, scored, configs[name])
                 result = (
-                    compare(qrels, runs, k=int(k), queries=queries, stat_test=str(test))
+                    compare(
+                        qrels,
+                        runs,
+                        k=int(k),
+                        queries=queries,
+                        stat_test=str(test),
+                        rule=rule_text if len(judges) > 1 else "",
+                    )
                     if len(runs) > 1
                     else evaluate(qrels, runs[chosen[0]], int(k), queries=queries)
                 )
@@ -346,25 +563,63 @@ with compare_tab:
         if kept and kept[0] == collection.name:
             _, runs, result = kept
             names = list(runs)
+            reports = {names[0]: result} if len(names) == 1 else result.reports
             if len(names) == 1:
                 st.dataframe(
-                    display.metrics_table([{"name": names[0], **result.summary()}], result.k),
+                    display.metrics_table(
+                        [{"name": names[0], **result.summary()}],
+                        result.k,
+                        {names[0]: metric_intervals(result)},
+                    ),
                     hide_index=True,
                     key="lab_single_table",
                 )
-                st.caption("Add a second configuration to compare them query by query.")
+                st.caption(
+                    f"Mean of each metric over the {result.judged} judged queries, with its "
+                    "bootstrap 95% confidence interval over queries. Add a second configuration "
+                    "to compare them query by query."
+                )
             else:
                 st.dataframe(
-                    display.metrics_table(result.table, result.k),
+                    display.metrics_table(result.table, result.k, result.intervals),
                     hide_index=True,
                     key="lab_metric_table",
                 )
                 st.caption(
                     f"Mean of each metric over the {result.reports[names[0]].judged} judged "
-                    "queries. No result: share of all queries left without any result. "
-                    f"Unjudged in top {result.k}: results nobody has judged, which no metric "
-                    "can credit; judge them on the Search page."
+                    "queries, with its bootstrap 95% confidence interval over queries. "
+                    f"judged@{result.k}: share of each configuration's top {result.k} results "
+                    "that someone judged. No result: share of all queries left without any "
+                    "result."
                 )
+            if len(judges) > 1:
+                st.caption(f"Grades of several judges: {display.md(rule_text)}.")
+            unjudged = sorted({pair for r in reports.values() for pair in r.unjudged_pairs})
+            if any(r.coverage < COVERAGE_WARNING for r in reports.values()):
+                st.warning(
+                    display.md(
+                        display.coverage_warning(result)
+                        if len(names) > 1
+                        else f"Under {COVERAGE_WARNING:.0%} of the top {result.k} results are "
+                        "judged, so the metrics undercount this configuration: a result "
+                        "nobody judged counts as not relevant."
+                    ),
+                    icon=":material/warning:",
+                )
+                if st.button(
+                    f"Pool the {len(unjudged):,} unjudged documents for judging",
+                    key="lab_pool_unjudged",
+                    icon=":material/rate_review:",
+                ):
+                    try:
+                        made = state.pool_unjudged(store, runs, int(result.k))
+                        st.success(
+                            f"Pool {display.md(made.name)} is ready: judges find it on the "
+                            "Judging page."
+                        )
+                    except state.USER_ERRORS as exc:
+                        display.error(exc)
+            if len(names) > 1:
                 st.plotly_chart(
                     display.wins_chart(result.wins_ties_losses, names[0]), key="lab_wins_chart"
                 )
@@ -376,8 +631,10 @@ with compare_tab:
                     display.significance_table(result), hide_index=True, key="lab_significance"
                 )
                 st.caption(
-                    f"{STAT_TESTS[result.stat_test]}: a p-value below {result.max_p} means the "
-                    "difference is unlikely to be chance."
+                    "Each configuration minus the baseline: the difference of the means, its "
+                    "bootstrap 95% confidence interval over queries (an interval that holds 0 "
+                    f"is no clear difference) and the {STAT_TESTS[result.stat_test]}: a p-value "
+                    f"below {result.max_p} means the difference is unlikely to be chance."
                 )
                 other = st.selectbox("Per-query differences of", names[1:], key="lab_delta_name")
                 st.plotly_chart(

@@ -295,8 +295,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for snapshot_id in args.snapshot:
         snapshot = load_snapshot(args.name, snapshot_id, args.home)
         runs[_unique(snapshot.name, runs)] = snapshot.run
+    rule = ""
+    if not (args.queries or args.qrels):
+        from .combining import describe_rule
+
+        rule = describe_rule(args.rule, adjudicated_first=not args.ignore_adjudicated)
     comparison = compare(
-        qrels, runs, k=args.k, queries=query_set.queries, stat_test=args.test, max_p=args.max_p
+        qrels,
+        runs,
+        k=args.k,
+        queries=query_set.queries,
+        stat_test=args.test,
+        max_p=args.max_p,
+        rule=rule,
     )
     view = None
     if args.query:
@@ -329,18 +340,34 @@ def _unique(label: str, taken: dict[str, Any]) -> str:
 
 def _print_comparison(comparison: Any) -> None:
     _print_table(list(comparison.table))
+    metric = comparison.metric
+    print(f"\n{metric} with its bootstrap 95% interval over queries:")
+    for name in comparison.names:
+        low, high = comparison.intervals[name][metric]
+        mean = comparison.reports[name].metrics[metric]
+        coverage = comparison.reports[name].coverage
+        print(f"  {name}: {mean:.4f} [{low:.4f}, {high:.4f}]; judged@{comparison.k} {coverage:.1%}")
+    if comparison.rule:
+        print(f"grades of several judges combined: {comparison.rule}")
+    for name in comparison.low_coverage:
+        coverage = comparison.reports[name].coverage
+        print(
+            f"warning: only {coverage:.1%} of the top {comparison.k} results of {name} are "
+            "judged, so its metrics undercount it; pool them for judging with: search-explorer "
+            f"judge pool COLLECTION --config {name} --depth {comparison.k}",
+            file=sys.stderr,
+        )
     baseline = comparison.names[0]
     test = f"{comparison.stat_test} test, p < {comparison.max_p}"
-    print(f"\nagainst {baseline} on {comparison.metric} ({test}):")
+    print(f"\nagainst {baseline} on {metric} ({test}):")
     for name in comparison.names[1:]:
         wtl = comparison.wins_ties_losses[name]
-        p = comparison.p_values[name][comparison.metric]
-        verdict = (
-            "significant" if comparison.significant[name][comparison.metric] else "not significant"
-        )
+        p = comparison.p_values[name][metric]
+        low, high = comparison.difference_intervals[name][metric]
+        verdict = "significant" if comparison.significant[name][metric] else "not significant"
         print(
             f"  {name}: {wtl['wins']} wins, {wtl['ties']} ties, {wtl['losses']} losses; "
-            f"p = {p:.4g} ({verdict})"
+            f"difference 95% interval [{low:+.4f}, {high:+.4f}]; p = {p:.4g} ({verdict})"
         )
     deltas = [
         (abs(row[f"delta:{name}"]), row, name)

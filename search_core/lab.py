@@ -2,14 +2,17 @@
 
 * :func:`evaluate` scores a run at the user's k (nDCG@k, Recall@k, MRR@k, P@k, MAP, as ranx),
   with a per-query table, the share of queries with no result (what a threshold costs) and the
-  unjudged documents in each top k (a metric over unjudged results misleads);
+  judged coverage of the top k with the unjudged (query, document) pairs (a metric counts an
+  unjudged result as not relevant, so low coverage undercounts a configuration);
 * a configuration is a named :class:`~search_core.search.SearchParams`, saved as JSON
   (:func:`save_config`, :func:`load_config`, :func:`read_config_file`);
 * a snapshot keeps a run in TREC run format with its time, configuration and metrics
   (:func:`take_snapshot`, :func:`load_snapshot`);
 * :func:`compare` puts two or more runs side by side: metric table, per-query deltas, wins /
-  ties / losses and a paired significance test (ranx ``compare``'s); :func:`side_by_side` shows
-  one query's ranked lists with each document's rank in every list and its grade.
+  ties / losses, a paired significance test (ranx ``compare``'s), bootstrap 95% intervals of
+  each mean and of each difference to the baseline, and the runs whose top k is too little
+  judged (under :data:`COVERAGE_WARNING`); :func:`side_by_side` shows one query's ranked lists
+  with each document's rank in every list and its grade.
 
 Everything is stored in the collection's ``lab/`` folder (kept when the collection is
 re-indexed), each file written atomically with its sha256 inside and checked on reading::
@@ -40,6 +43,7 @@ from .search import SearchParams
 from .storage import atomic_write, json_bytes, json_load, read_verified, sha256_bytes
 
 __all__ = [
+    "COVERAGE_WARNING",
     "STAT_TESTS",
     "Comparison",
     "RankedDoc",
@@ -55,6 +59,7 @@ __all__ = [
     "list_snapshots",
     "load_config",
     "load_snapshot",
+    "metric_intervals",
     "parse_trec_run",
     "read_config_file",
     "save_config",
@@ -72,6 +77,15 @@ STAT_TESTS: dict[str, str] = {
 """The significance tests ranx offers, by name (computed here as ranx computes them)."""
 RANDOMIZATIONS = 1000
 """Random sign flips of Fisher's randomization test (ranx's default, with seed 42)."""
+COVERAGE_WARNING = 0.9
+"""Judged coverage of a run's top k below which a comparison warns.
+
+A metric counts an unjudged result as not relevant, so a configuration that brings up
+documents nobody judged is undercounted; under 90% judged the undercount can be larger than the
+differences being compared (:attr:`Comparison.low_coverage`).
+"""
+BOOTSTRAP_RESAMPLES = 2000
+"""Resamples of the bootstrap intervals of :func:`compare` (see :func:`bootstrap_interval`)."""
 
 
 def lab_metrics(k: int = 10) -> tuple[str, ...]:
@@ -106,6 +120,10 @@ class RunReport:
         zero_result_share: share of the queries run that got no result.
         unjudged: unjudged documents in the top k, summed over the judged queries.
         unjudged_share: the share of the judged queries' top-k results that are unjudged.
+        coverage: judged documents in the top k / documents in the top k, over all the queries
+            run (those without a relevant grade too); 1.0 when no query returned anything.
+        unjudged_pairs: the ``(query_id, doc_id)`` pairs of the top k that nobody judged, in
+            run order and rank order: what to send to judging to raise the coverage.
     """
 
     k: int
@@ -117,6 +135,8 @@ class RunReport:
     zero_result_share: float
     unjudged: int
     unjudged_share: float
+    coverage: float
+    unjudged_pairs: tuple[tuple[str, str], ...]
 
     def summary(self) -> dict[str, Any]:
         """The means with the result counts, one row of a metric table."""
@@ -125,6 +145,7 @@ class RunReport:
             "zero_result_share": self.zero_result_share,
             f"unjudged@{self.k}": self.unjudged,
             "unjudged_share": self.unjudged_share,
+            "coverage": self.coverage,
             "judged_queries": self.judged,
             "queries": self.queries,
         }
@@ -149,7 +170,9 @@ def evaluate(
     process, which made the first comparison in the app wait half a minute or more.
 
     A query is scored when it has a relevant judgment (grade 1 or more); a document is judged
-    for a query when the judgments hold any grade for it, 0 included.
+    for a query when the judgments hold any grade for it, 0 included. The coverage and the
+    unjudged pairs count every query run; ``unjudged`` and ``unjudged_share`` only the scored
+    ones.
 
     Args:
         qrels: the judgments.
@@ -160,12 +183,16 @@ def evaluate(
     metrics = lab_metrics(k)
     rows = []
     scores: list[dict[str, float]] = []
-    unjudged = shown = 0
+    unjudged = shown = shown_all = 0
+    unjudged_pairs: list[tuple[str, str]] = []
     for qid, docs in run.items():
         ranking = _ranking(docs)
         top = ranking[:k]
         judged_docs = qrels.get(qid, {})
-        missing = sum(doc not in judged_docs for doc in top)
+        missing_docs = [doc for doc in top if doc not in judged_docs]
+        missing = len(missing_docs)
+        unjudged_pairs.extend((qid, doc) for doc in missing_docs)
+        shown_all += len(top)
         scored = any(grade >= 1 for grade in judged_docs.values())
         row: dict[str, Any] = {
             "query_id": qid,
@@ -194,7 +221,28 @@ def evaluate(
         zero_result_share=len(empty) / len(run) if run else 0.0,
         unjudged=unjudged,
         unjudged_share=unjudged / shown if shown else 0.0,
+        coverage=1.0 - len(unjudged_pairs) / shown_all if shown_all else 1.0,
+        unjudged_pairs=tuple(unjudged_pairs),
     )
+
+
+def metric_intervals(
+    report: RunReport, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, tuple[float, float]]:
+    """Bootstrap 95% interval of each mean of a report, resampling its judged queries.
+
+    The queries are taken in id order, so the interval depends on the per-query values and the
+    seed only, not on the order the run lists its queries in (see :func:`bootstrap_interval`).
+    """
+    rows = sorted(
+        (row for row in report.per_query if row["judged"]), key=lambda row: str(row["query_id"])
+    )
+    return {
+        m: bootstrap_interval(
+            np.array([row[m] for row in rows], float), seed=seed, resamples=resamples
+        )
+        for m in report.metrics
+    }
 
 
 # --------------------------------------------------------------------------- checked JSON
@@ -510,6 +558,14 @@ class Comparison:
         significant: per other run, each metric: p-value below ``max_p``.
         stat_test: the paired test used.
         max_p: the significance level.
+        intervals: per run, each metric: bootstrap 95% interval ``(low, high)`` of its mean
+            over the judged queries.
+        difference_intervals: per other run, each metric: bootstrap 95% interval of the mean
+            per-query difference, that run minus the baseline.
+        low_coverage: the runs whose judged coverage of the top k is under
+            :data:`COVERAGE_WARNING`, whose metrics undercount them.
+        rule: how several judges' grades were combined into the judgments, in words (set by
+            the caller; empty when not said).
     """
 
     names: tuple[str, ...]
@@ -523,9 +579,21 @@ class Comparison:
     significant: dict[str, dict[str, bool]]
     stat_test: str
     max_p: float
+    intervals: dict[str, dict[str, tuple[float, float]]]
+    difference_intervals: dict[str, dict[str, tuple[float, float]]]
+    low_coverage: tuple[str, ...]
+    rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (the command line's ``--json``)."""
+        """JSON-able form (the command line's ``--json``); intervals and pairs as lists."""
+
+        def lists(
+            intervals: Mapping[str, Mapping[str, tuple[float, float]]],
+        ) -> dict[str, dict[str, list[float]]]:
+            return {
+                n: {m: list(v) for m, v in by_metric.items()} for n, by_metric in intervals.items()
+            }
+
         return {
             "names": list(self.names),
             "baseline": self.names[0],
@@ -538,6 +606,15 @@ class Comparison:
             "significant": self.significant,
             "stat_test": self.stat_test,
             "max_p": self.max_p,
+            "intervals": lists(self.intervals),
+            "difference_intervals": lists(self.difference_intervals),
+            "coverage_warning": COVERAGE_WARNING,
+            "low_coverage": list(self.low_coverage),
+            "unjudged_pairs": {
+                name: [list(pair) for pair in report.unjudged_pairs]
+                for name, report in self.reports.items()
+            },
+            "rule": self.rule,
         }
 
 
@@ -579,17 +656,28 @@ def paired_t_p(differences: np.ndarray, *, one_sided: bool = False) -> float:
 
 
 def bootstrap_interval(
-    differences: np.ndarray, *, seed: int = 0, resamples: int = 2000
+    values: np.ndarray, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of the mean per-query difference
-    (``scipy.stats.bootstrap``); a single value, or all equal, is its own interval."""
+    """Percentile bootstrap 95% interval of the mean of per-query values.
+
+    The values are one per query: a metric's scores (the interval of a run's mean) or the
+    differences between two runs on the same queries (the interval of the mean difference).
+    ``resamples`` times the queries are drawn with replacement and the mean taken; the interval
+    is the 2.5th and 97.5th percentiles of those means (``scipy.stats.bootstrap``, percentile
+    method). A given seed repeats the interval exactly.
+
+    Returns:
+        ``(low, high)``; a single value, or all equal, is its own interval; no value gives
+        ``(0.0, 0.0)``.
+    """
     from scipy import stats
 
-    if len(differences) < 2 or np.ptp(differences) == 0:
-        mean = float(differences.mean()) if len(differences) else 0.0
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.ptp(values) == 0:
+        mean = float(values.mean()) if len(values) else 0.0
         return mean, mean
     result = stats.bootstrap(
-        (differences,),
+        (values,),
         np.mean,
         confidence_level=0.95,
         n_resamples=resamples,
@@ -646,12 +734,19 @@ def compare(
     queries: Mapping[str, str] | None = None,
     stat_test: str = "student",
     max_p: float = 0.05,
+    rule: str = "",
+    seed: int = 0,
 ) -> Comparison:
     """Compare runs on the same judged queries; the first run is the baseline.
 
     Only queries present in every run are compared. The significance test pairs the runs'
     per-query scores on the judged queries (ranx ``compare``'s tests, see ``_P_VALUES``); a
     p-value that cannot be computed (identical scores on every query) is reported as 1.
+
+    Each mean and each mean difference to the baseline gets a percentile bootstrap 95%
+    interval over the judged queries (:func:`bootstrap_interval`, queries in id order, the
+    differences resampled in pairs), seeded so that a comparison repeats. Runs whose top k is
+    under :data:`COVERAGE_WARNING` judged are listed in ``low_coverage``.
 
     Args:
         qrels: the judgments.
@@ -661,6 +756,8 @@ def compare(
         queries: query texts, for the tables.
         stat_test: a key of ``STAT_TESTS``.
         max_p: the significance level.
+        rule: how several judges' grades were combined into ``qrels``, in words; kept as is.
+        seed: the seed of the bootstrap intervals.
 
     Raises:
         ValueError: fewer than two runs, an unknown test or metric (the message lists the
@@ -694,6 +791,20 @@ def compare(
         for name, p in zip(names[1:], _P_VALUES[stat_test](scores[0], scores[1:]), strict=True):
             p_values[name][m] = 1.0 if math.isnan(p) else p
     significant = {name: {m: p_values[name][m] < max_p for m in metrics} for name in names[1:]}
+    intervals = {name: metric_intervals(reports[name], seed=seed) for name in names}
+    in_id_order = sorted(judged)
+    difference_intervals = {
+        name: {
+            m: bootstrap_interval(
+                np.array(
+                    [per_metric[name][q][m] - per_metric[baseline][q][m] for q in in_id_order]
+                ),
+                seed=seed,
+            )
+            for m in metrics
+        }
+        for name in names[1:]
+    }
 
     scores_by_query = {
         name: {qid: row[metric] for qid, row in per_metric[name].items()} for name in names
@@ -724,6 +835,10 @@ def compare(
         significant=significant,
         stat_test=stat_test,
         max_p=max_p,
+        intervals=intervals,
+        difference_intervals=difference_intervals,
+        low_coverage=tuple(n for n in names if reports[n].coverage < COVERAGE_WARNING),
+        rule=rule,
     )
 
 

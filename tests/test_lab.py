@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,8 @@ from search_core.errors import CollectionError, IntegrityError
 from search_core.evaluation import run_queries
 from search_core.ingest import IngestReport
 from search_core.lab import (
+    COVERAGE_WARNING,
+    bootstrap_interval,
     compare,
     evaluate,
     format_trec_run,
@@ -21,6 +24,7 @@ from search_core.lab import (
     list_snapshots,
     load_config,
     load_snapshot,
+    metric_intervals,
     parse_trec_run,
     read_config_file,
     save_config,
@@ -102,6 +106,31 @@ def test_metrics_stay_in_unit_interval(grades: dict, ranking: list, k: int) -> N
     for value in report.metrics.values():
         assert 0.0 <= value <= 1.0 + 1e-9
     assert 0.0 <= report.unjudged_share <= 1.0 and 0.0 <= report.zero_result_share <= 1.0
+    shown = sum(min(k, len(docs)) for docs in run.values())
+    assert report.coverage == pytest.approx(1 - len(report.unjudged_pairs) / shown if shown else 1)
+    assert 0.0 <= report.coverage <= 1.0 and len(report.unjudged_pairs) >= report.unjudged
+
+
+def test_coverage_counts_every_query_run_and_lists_the_unjudged_pairs() -> None:
+    qrels = {"q1": {"a": 2, "b": 0}, "q2": {"c": 0}}
+    run = {
+        "q4": {"z": 1.0, "w": 2.0},  # no judgment at all: both unjudged, best first
+        "q1": {"a": 3.0, "b": 2.0, "x": 1.0},  # a relevant, b judged 0; x is below k
+        "q2": {"c": 2.0, "y": 1.0},  # no relevant grade, but c is judged (0)
+        "q3": {},  # nothing returned: nothing to judge
+    }
+    report = evaluate(qrels, run, k=2)
+    # top 2 judged: q4 0 of 2, q1 2 of 2, q2 1 of 2, q3 none shown
+    assert report.coverage == pytest.approx(3 / 6)
+    assert report.unjudged_pairs == (("q4", "w"), ("q4", "z"), ("q2", "y"))
+    assert report.summary()["coverage"] == report.coverage
+    assert (report.unjudged, report.judged) == (0, 1)  # the old count: scored queries only
+
+
+@pytest.mark.parametrize("run", [{"q1": {}, "q2": {}}, {}])
+def test_coverage_of_a_run_that_returned_nothing_is_complete(run: dict) -> None:
+    report = evaluate({"q1": {"a": 1}}, run, k=5)
+    assert (report.coverage, report.unjudged_pairs) == (1.0, ())
 
 
 def test_lab_metrics_names_and_invalid_k() -> None:
@@ -264,8 +293,6 @@ def test_tukey_p_values_are_scipys_tukey_hsd(metric: str) -> None:
 def test_fisher_p_values_approach_the_exact_randomization_test() -> None:
     import itertools
 
-    import numpy as np
-
     result = compare(QRELS_8, RUNS_8, stat_test="fisher")
     scores = _scores(result, "ndcg@10")
     for name in ("mixed", "worse"):
@@ -323,3 +350,111 @@ def test_a_comparison_needs_neither_ranx_nor_numba() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root
     ).stdout
     assert out.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- honest comparisons
+
+
+def test_compare_flags_runs_under_the_coverage_warning_only() -> None:
+    assert COVERAGE_WARNING == 0.9
+    judged = [f"d{i}" for i in range(9)]
+    qrels = {"q1": {doc: int(doc == "d0") for doc in judged}}
+
+    def ranked(docs: list[str]) -> dict[str, float]:
+        return {doc: float(len(docs) - i) for i, doc in enumerate(docs)}
+
+    runs = {
+        "full": {"q1": ranked(judged)},  # 9 of 9 judged
+        "edge": {"q1": ranked([*judged, "u"])},  # 9 of 10: exactly 90%, not under it
+        "low": {"q1": ranked([*judged[:8], "u", "v"])},  # 8 of 10
+    }
+    result = compare(qrels, runs, k=10)
+    assert {n: r.coverage for n, r in result.reports.items()} == pytest.approx(
+        {"full": 1.0, "edge": 0.9, "low": 0.8}
+    )
+    assert result.low_coverage == ("low",)
+    assert result.reports["low"].unjudged_pairs == (("q1", "u"), ("q1", "v"))
+    assert [row["coverage"] for row in result.table] == pytest.approx([1.0, 0.9, 0.8])
+
+
+@pytest.mark.parametrize("metric", list(lab_metrics(10)))
+def test_intervals_hold_the_mean_and_are_scipys_bootstrap(metric: str) -> None:
+    from scipy import stats
+
+    def reference(values: np.ndarray) -> tuple[float, float]:
+        if np.ptp(values) == 0:
+            return values[0], values[0]
+        found = stats.bootstrap(
+            (values,),
+            np.mean,
+            n_resamples=2000,
+            method="percentile",
+            random_state=np.random.default_rng(0),
+        ).confidence_interval
+        return found.low, found.high
+
+    result = compare(QRELS_8, RUNS_8)
+    scores = _scores(result, metric)  # judged queries q0..q7: run order is id order here
+    base = np.array(scores["base"])
+    for name in result.names:
+        values = np.array(scores[name])
+        low, high = result.intervals[name][metric]
+        assert low <= result.reports[name].metrics[metric] <= high
+        assert values.min() <= low and high <= values.max()
+        assert (low, high) == pytest.approx(reference(values))
+        if name != "base":
+            d_low, d_high = result.difference_intervals[name][metric]
+            assert d_low <= float(np.mean(values - base)) <= d_high
+            assert (d_low, d_high) == pytest.approx(reference(values - base))
+    assert set(result.difference_intervals) == {"mixed", "worse"}
+    low, high = result.intervals["mixed"]["ndcg@10"]
+    assert low < high  # the scores differ query by query: a real interval, not a point
+
+
+def test_a_run_compared_with_itself_differs_by_the_point_zero() -> None:
+    same = {"base": RUNS_8["base"], "copy": RUNS_8["base"], "mixed": RUNS_8["mixed"]}
+    result = compare(QRELS_8, same)
+    assert result.intervals["copy"] == result.intervals["base"]
+    assert result.difference_intervals["copy"] == dict.fromkeys(lab_metrics(10), (0.0, 0.0))
+    assert result.difference_intervals["mixed"]["ndcg@10"] != (0.0, 0.0)
+    # recall@10 is 1 on every query of the baseline: its interval is a point
+    assert result.intervals["base"]["recall@10"] == (1.0, 1.0)
+
+
+def test_intervals_repeat_with_the_seed_and_ignore_the_query_order() -> None:
+    first = compare(QRELS_8, RUNS_8)
+    assert compare(QRELS_8, RUNS_8).intervals == first.intervals
+    assert compare(QRELS_8, RUNS_8).difference_intervals == first.difference_intervals
+    other_seed = compare(QRELS_8, RUNS_8, seed=1)
+    assert other_seed.intervals != first.intervals
+    reordered = {name: dict(reversed(run.items())) for name, run in RUNS_8.items()}
+    again = compare(QRELS_8, reordered)
+    assert (again.intervals, again.difference_intervals) == (
+        first.intervals,
+        first.difference_intervals,
+    )
+    assert metric_intervals(first.reports["mixed"]) == first.intervals["mixed"]
+
+
+def test_bootstrap_interval_of_no_value_one_value_and_equal_values() -> None:
+    assert bootstrap_interval(np.array([])) == (0.0, 0.0)
+    assert bootstrap_interval(np.array([0.25])) == (0.25, 0.25)
+    assert bootstrap_interval(np.array([0.5, 0.5, 0.5])) == (0.5, 0.5)
+
+
+def test_comparison_to_dict_is_json_with_intervals_rule_and_coverage() -> None:
+    result = compare(QRELS_8, RUNS_8, rule="median of 3 judges")
+    assert result.rule == "median of 3 judges" and compare(QRELS_8, RUNS_8).rule == ""
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["rule"] == "median of 3 judges"
+    assert data["intervals"]["mixed"]["ndcg@10"] == list(result.intervals["mixed"]["ndcg@10"])
+    assert data["difference_intervals"]["worse"]["map"] == list(
+        result.difference_intervals["worse"]["map"]
+    )
+    assert set(data["difference_intervals"]) == {"mixed", "worse"}
+    assert data["low_coverage"] == list(result.low_coverage) == ["base", "mixed", "worse"]
+    assert data["coverage_warning"] == COVERAGE_WARNING
+    assert data["unjudged_pairs"]["base"][0] == ["q0", "x"]
+    assert [row["coverage"] for row in data["table"]] == [
+        result.reports[n].coverage for n in result.names
+    ]

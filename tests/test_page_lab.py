@@ -254,3 +254,52 @@ def test_the_side_by_side_view_gives_each_list_two_columns_and_ranks_apart(shop:
         for doc, row in shown.items():
             rank = order.index(doc) + 1 if doc in order else None
             assert row[f"rank in {name}"] == ("" if rank is None else str(rank)), (name, doc)
+
+
+# --------------------------------------------------------------------------- judging sessions
+
+
+def test_pools_agreement_and_adjudication_in_the_lab(shop: Path) -> None:
+    from search_core.pooling import next_pair, submit
+
+    store = open_judgments("shop", "panel", shop)
+    store.add_query("q1", "refund", description="Money back for a returned order.")
+    store.add_query("q2", "brakes")
+    save_config("shop", "bm25", SearchParams(mode="bm25"), shop)
+    at = visit(start(judgment_set="panel", judge_name="lead"), LAB)
+    assert "Agreement needs two judges" in texts(at)
+    at.multiselect(key="lab_pool_configs").set_value(["bm25"])
+    at.number_input(key="lab_pool_depth").set_value(2)
+    at.number_input(key="lab_pool_replicates").set_value(2)
+    at.button(key="lab_pool_make").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    pool = store.pools()["round-1"]
+    assert pool.replicates == 2 and pool.sources == ("bm25",)
+    assert list(frame(at, "grades per document")["pool"]) == ["round-1"]
+    for judge, grade in (("ana", 3), ("ben", 0)):
+        turn = next_pair(store, "round-1", judge)
+        while turn.assignment is not None:
+            a = turn.assignment
+            turn = submit(store, "round-1", judge, a.query_id, a.doc_id, grade)
+
+    at.run()
+    assert metrics(at)["Judges"] == "2"
+    assert metrics(at)["Krippendorff's alpha (ordinal)"] != "n/a"
+    pairs = frame(at, "weighted kappa")
+    assert list(pairs["judge"]) == ["ana"] and list(pairs["same grade (share)"]) == [0.0]
+    disputed = frame(at, "spread")
+    assert list(disputed.columns) == ["document", "spread", "ana", "ben", "final grade"]
+    assert set(disputed["spread"]) == {3}
+    query = at.selectbox(key="lab_disputed_query").value
+    doc = at.selectbox(key="lab_adjudicate_doc").value
+    at.selectbox(key="lab_adjudicate_grade").set_value(1)
+    at.button(key="lab_adjudicate").click().run()
+    assert not at.exception
+    assert [(j.query_id, j.doc_id, j.grade, j.judge) for j in store.adjudications()] == [
+        (query, doc, 1, "lead")
+    ]
+    assert store.qrels()[query][doc] == 1  # the lead's grade wins over the mean (2)
+    at.selectbox(key="lab_rule").set_value("minimum").run()
+    at.toggle(key="lab_adjudicated_first").set_value(False).run()
+    assert not at.exception
+    assert "Combined grades: the lowest of the judges' grades." in plain(texts(at))

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from search_core.analysis import analyzer_for
+from search_core.lab import Comparison, compare
 from search_core.types import Hit, RetrieverScore, SearchResponse, Timings
 from ui import display
 
@@ -222,3 +223,105 @@ def test_highlight_analyzes_with_the_collections_language() -> None:
     assert MARK not in display.highlight(text, "Rechnung")
     # a joined word English keeps in parts is not an identifier: either part marks it
     assert MARK in display.highlight("the flow-rate rises", "rate", analyzer_for("en"))
+
+
+# --------------------------------------------------------------------------- lab tables
+
+# Three judged queries: "better" puts the relevant document first where the baseline has it
+# second; "holes" brings up documents nobody judged (4 of its 6 top-2 results: 33.3% judged).
+LAB_QRELS = {"q1": {"a": 1, "x": 0}, "q2": {"b": 2, "x": 0}, "q3": {"c": 1, "x": 0}}
+LAB_RUNS = {
+    "base": {"q1": {"x": 2.0, "a": 1.0}, "q2": {"b": 2.0, "x": 1.0}, "q3": {"x": 2.0, "c": 1.0}},
+    "better": {"q1": {"a": 2.0, "x": 1.0}, "q2": {"b": 2.0, "x": 1.0}, "q3": {"c": 2.0, "x": 1.0}},
+    "holes": {"q1": {"u": 2.0, "a": 1.0}, "q2": {"v": 2.0, "b": 1.0}, "q3": {"y": 2.0, "z": 1.0}},
+}
+INTERVAL = re.compile(r"^-?\d\.\d{3} – -?\d\.\d{3}$")
+
+
+@pytest.fixture(scope="module")
+def lab_result() -> Comparison:
+    return compare(LAB_QRELS, LAB_RUNS, k=2)
+
+
+def test_the_metric_table_puts_each_interval_after_its_metric(lab_result: Comparison) -> None:
+    table = display.metrics_table(lab_result.table, 2, lab_result.intervals)
+    columns = list(table.columns)
+    for metric in ("nDCG@2", "Recall@2", "MRR@2", "P@2", "MAP"):
+        assert columns[columns.index(metric) + 1] == f"{metric} 95% CI"
+    rows = table.set_index("configuration")
+    for name in lab_result.names:
+        shown = rows.loc[name, "nDCG@2 95% CI"]
+        assert INTERVAL.match(shown)
+        assert shown == display.interval_text(lab_result.intervals[name]["ndcg@2"])
+    low, high = lab_result.intervals["base"]["ndcg@2"]
+    assert low < high and rows.loc["base", "nDCG@2 95% CI"] == f"{low:.3f} – {high:.3f}"
+    assert list(rows["judged@2"]) == ["100.0%", "100.0%", "33.3%"]
+
+
+def test_the_metric_table_without_intervals_still_shows_the_coverage(
+    lab_result: Comparison,
+) -> None:
+    table = display.metrics_table(lab_result.table, 2)  # the page's call before intervals
+    assert not any("95% CI" in c for c in table.columns)
+    assert list(table["configuration"]) == ["base", "better", "holes"]
+    assert list(table["judged@2"]) == ["100.0%", "100.0%", "33.3%"]
+    report = lab_result.reports["holes"]
+    single = display.metrics_table([{"name": "holes", **report.summary()}], 2)
+    assert single.loc[0, "judged@2"] == "33.3%" and single.loc[0, "nDCG@2"] == round(
+        report.metrics["ndcg@2"], 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("coverage", "shown"),
+    [(1.0, "100.0%"), (0.9, "90.0%"), (0.8999, "89.9%"), (0.29, "29.0%"), (0.0, "0.0%")],
+)
+def test_coverage_is_a_percent_that_never_rounds_up_to_the_warning(
+    coverage: float, shown: str
+) -> None:
+    assert display.coverage_text(coverage) == shown
+
+
+def test_the_significance_table_shows_each_difference_with_its_interval(
+    lab_result: Comparison,
+) -> None:
+    table = display.significance_table(lab_result)
+    assert list(table.columns) == [
+        "configuration",
+        "metric",
+        "difference",
+        "95% CI",
+        "p-value",
+        "significant",
+    ]
+    assert len(table) == 2 * 5
+    row = table[(table["configuration"] == "better") & (table["metric"] == "nDCG@2")].iloc[0]
+    reports = lab_result.reports
+    assert row["difference"] == pytest.approx(
+        reports["better"].metrics["ndcg@2"] - reports["base"].metrics["ndcg@2"], abs=5e-4
+    )
+    assert row["difference"] > 0
+    assert row["95% CI"] == display.interval_text(
+        lab_result.difference_intervals["better"]["ndcg@2"]
+    )
+    assert all(INTERVAL.match(text) for text in table["95% CI"])
+
+
+def test_the_coverage_warning_names_only_the_configurations_under_it(
+    lab_result: Comparison,
+) -> None:
+    warning = display.coverage_warning(lab_result)
+    assert warning is not None
+    assert "holes (33.3%)" in warning and "base" not in warning and "better" not in warning
+    assert "undercount" in warning and "top 2" in warning
+    assert len(re.findall(r"[.!?](?:\s|$)", warning)) == 1 and warning.endswith(".")
+    judged = compare(LAB_QRELS, {n: LAB_RUNS[n] for n in ("base", "better")}, k=2)
+    assert display.coverage_warning(judged) is None
+
+
+def test_the_coverage_warning_lists_several_configurations() -> None:
+    result = compare(
+        LAB_QRELS, {"base": LAB_RUNS["base"], **{n: LAB_RUNS["holes"] for n in ("h1", "h2")}}, k=2
+    )
+    warning = display.coverage_warning(result)
+    assert warning is not None and "h1 (33.3%) and h2 (33.3%)" in warning

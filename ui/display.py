@@ -23,9 +23,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from search_core.agreement import AgreementReport, Disagreement
 from search_core.analysis import ENGLISH, Analyzer
-from search_core.lab import Comparison, SideBySide, Snapshot
+from search_core.judgments import Pool
+from search_core.lab import COVERAGE_WARNING, Comparison, SideBySide, Snapshot
 from search_core.lexical import JOINERS
+from search_core.pooling import PoolProgress
 from search_core.search import SearchParams
 from search_core.telemetry import QueryRecord
 from search_core.tuning import describe_params
@@ -804,8 +807,23 @@ def configurations_table(configs: Mapping[str, SearchParams]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def interval_text(interval: tuple[float, float]) -> str:
+    """A 95% interval as people read it, three places: ``0.712 – 0.801``."""
+    low, high = interval
+    return f"{low:.3f} – {high:.3f}"
+
+
+def coverage_text(coverage: float) -> str:
+    """A judged coverage as a percent with one decimal, rounded down so that a coverage under
+    the warning's 90% never reads ``90.0%``."""
+    return f"{math.floor(coverage * 1000 + 1e-9) / 10:.1f}%"
+
+
 def significance_table(result: Comparison) -> pd.DataFrame:
-    """Each configuration's p-value against the baseline, per metric."""
+    """Each configuration against the baseline, per metric: the mean difference (that
+    configuration minus the baseline) with its bootstrap 95% interval, the p-value and whether
+    it is significant."""
+    baseline = result.reports[result.names[0]].metrics
     rows = []
     for name, values in result.p_values.items():
         for metric, p in values.items():
@@ -813,11 +831,32 @@ def significance_table(result: Comparison) -> pd.DataFrame:
                 {
                     "configuration": name,
                     "metric": metric_names(result.k).get(metric, metric),
+                    "difference": round(result.reports[name].metrics[metric] - baseline[metric], 3),
+                    "95% CI": interval_text(result.difference_intervals[name][metric]),
                     "p-value": p,
                     "significant": "yes" if result.significant[name][metric] else "no",
                 }
             )
     return pd.DataFrame(rows)
+
+
+def coverage_warning(result: Comparison) -> str | None:
+    """One sentence naming the configurations whose top k is under ``COVERAGE_WARNING`` (90%)
+    judged, with their coverage, or None when every one is judged enough.
+
+    Plain text: in Markdown (``st.warning``) show it through :func:`md`, since configuration
+    names may hold ``_``.
+    """
+    if not result.low_coverage:
+        return None
+    named = [
+        f"{name} ({coverage_text(result.reports[name].coverage)})" for name in result.low_coverage
+    ]
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    return (
+        f"Under {COVERAGE_WARNING:.0%} of the top {result.k} results are judged for {listed}, "
+        "so the metrics undercount them: a result nobody judged counts as not relevant."
+    )
 
 
 def _document(doc_id: str, title: str, limit: int) -> str:
@@ -916,14 +955,37 @@ def metric_names(k: int) -> dict[str, str]:
         "zero_result_share": "no result (share)",
         f"unjudged@{k}": f"unjudged in top {k}",
         "unjudged_share": "unjudged (share)",
+        "coverage": f"judged@{k}",
         "judged_queries": "judged queries",
         "queries": "queries",
     }
 
 
-def metrics_table(rows: Sequence[Mapping[str, Any]], k: int) -> pd.DataFrame:
-    """A metric table with column names people read, values rounded to three places."""
-    return pd.DataFrame(list(rows)).rename(columns=metric_names(k)).round(3)
+def metrics_table(
+    rows: Sequence[Mapping[str, Any]],
+    k: int,
+    intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
+) -> pd.DataFrame:
+    """A metric table with column names people read, values rounded to three places.
+
+    Each row is a run's ``name`` and its :meth:`~search_core.lab.RunReport.summary`; the judged
+    coverage of the top k shows as a percent (``judged@10``: ``87.5%``). Given ``intervals``
+    (run name to metric to ``(low, high)``: :attr:`~search_core.lab.Comparison.intervals`, or
+    :func:`~search_core.lab.metric_intervals` of a single run), each metric is followed by its
+    bootstrap 95% interval (``nDCG@10 95% CI``: ``0.712 – 0.801``).
+    """
+    names = metric_names(k)
+    records = []
+    for row in rows:
+        shown = (intervals or {}).get(str(row.get("name", "")), {})
+        record: dict[str, Any] = {}
+        for key, value in row.items():
+            label = names.get(key, key)
+            record[label] = coverage_text(value) if key == "coverage" else value
+            if key in shown:
+                record[f"{label} 95% CI"] = interval_text(shown[key])
+        records.append(record)
+    return pd.DataFrame(records).round(3)
 
 
 def per_query_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -934,3 +996,73 @@ def per_query_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         for c in table.columns
     ]
     return table.round(3)
+
+
+# --------------------------------------------------------------------------- judging sessions
+
+
+def sentence(text: str) -> str:
+    """``text`` with its first letter upper-cased (a phrase shown on its own)."""
+    return text[:1].upper() + text[1:]
+
+
+def pools_table(progress: Mapping[str, PoolProgress], pools: Mapping[str, Pool]) -> pd.DataFrame:
+    """One row per judging pool: its documents, the grades each needs and how far it got."""
+    rows = [
+        {
+            "pool": name,
+            "documents": done.pairs,
+            "queries": len({qid for qid, _ in pools[name].pairs}),
+            "grades per document": done.replicates,
+            "grades given": f"{done.given:,} of {done.needed:,}",
+            "done": coverage_text(done.share),
+            "complete documents": done.complete,
+            "pooled from": f"top {pools[name].depth} of " + ", ".join(pools[name].sources),
+            "made": pools[name].created_at.replace("T", " ").removesuffix("+00:00"),
+        }
+        for name, done in progress.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _agreement_value(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def agreement_table(report: AgreementReport) -> pd.DataFrame:
+    """One row per pair of judges: the documents both graded, weighted kappa, raw agreement."""
+    rows = [
+        {
+            "judge": pair.judge_a,
+            "and judge": pair.judge_b,
+            "documents both graded": pair.common,
+            "weighted kappa": _agreement_value(pair.kappa),
+            "same grade (share)": _agreement_value(pair.raw),
+        }
+        for pair in report.pairs
+    ]
+    columns = [
+        "judge",
+        "and judge",
+        "documents both graded",
+        "weighted kappa",
+        "same grade (share)",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def disagreement_table(
+    items: Sequence[Disagreement], final: Mapping[str, int], titles: Mapping[str, str]
+) -> pd.DataFrame:
+    """A query's disputed documents: the spread, each judge's grade and any final grade."""
+    judges = sorted({judge for item in items for judge in item.grades})
+    rows = []
+    for item in items:
+        row: dict[str, Any] = {
+            "document": _document(item.doc_id, titles.get(item.doc_id, ""), 70),
+            "spread": item.spread,
+        }
+        row.update({judge: item.grades.get(judge) for judge in judges})
+        row["final grade"] = final.get(item.doc_id)
+        rows.append(row)
+    return pd.DataFrame(rows)

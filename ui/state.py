@@ -725,6 +725,17 @@ def pool_configurations(
     )
 
 
+def pool_unjudged(store: JudgmentStore, found: Mapping[str, RunDict], k: int) -> Pool:
+    """Pool the top k of a comparison's runs for judging, one grade each: the queue hands out
+    only what nobody judged (a judged document already has its grade).
+
+    The pool is named ``unjudged-topK`` (made again, it is replaced).
+    """
+    return create_pool(
+        store, f"unjudged-top{k}", found, depth=k, replicates=1, created_by=judge_name()
+    )
+
+
 def prepare_sample_session(collection: Collection) -> None:
     """Make the sample's judging session: its judged queries (with their information needs)
     and a pool of the top 5 documents of the three default modes, each needing two grades, so
