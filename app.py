@@ -10,13 +10,16 @@ works when run alone, as ``AppTest.switch_page`` runs it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui import state
 
-st.set_page_config(
-    page_title="Search Explorer", page_icon=":material/travel_explore:", layout="wide"
-)
+# A file, not a Material icon: for one of those the browser fetches the tab's icon from Google's
+# servers, which fails offline and tells a third party who opened the app.
+ICON = Path(__file__).resolve().parent / "ui" / "icon.png"
+st.set_page_config(page_title="Search Explorer", page_icon=str(ICON), layout="wide")
 state.warm_up_maps()  # the map's kernels compile while the visitor looks at other pages
 
 navigation = st.navigation(

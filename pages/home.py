@@ -24,11 +24,22 @@ st.caption(
     + ("" if sample_built else " Building it takes about half a minute, once.")
 )
 label = "Open the sample collection" if sample_built else "Build and open the sample collection"
-if st.button(label, key="home_open_sample", type="primary", icon=":material/play_arrow:"):
+left, right = st.columns(2)
+open_it = left.button(label, key="home_open_sample", type="primary", icon=":material/play_arrow:")
+judge_it = right.button(
+    "Try a judging session on it",
+    key="home_judge_sample",
+    icon=":material/rate_review:",
+    help="Grade the sample's top results as a domain expert would, one document at a time.",
+)
+if open_it or judge_it:
     if not sample_built and not state.build_sample():
         st.stop()
     state.prepare_sample()  # a sample built before (or on the command line) gets them too
     state.open_later(state.SAMPLE_NAME)
+    if judge_it:
+        state.prepare_sample_session()
+        st.switch_page("pages/judge.py")
     st.switch_page("pages/search.py")
 
 st.subheader("Or bring your own documents")

@@ -4,21 +4,22 @@ The judge sees the query, its information need, one document with the query's wo
 the grading scale and the set's guidelines, and their progress: never a rank, a score, a
 retriever or a configuration, which bias grades. Grades go in by click or key (0-3; S skips,
 U undoes the last one). The pair comes from the pool's queue (search_core.pooling), which
-several judges share: the grade and the next pair are one journal write, and only the
-judging panel reruns (a fragment), so the next document shows at once.
+several judges share: the grade and the next pair are one journal write. The panel
+(ui/judging_panel.py) holds the next document too and shows it the moment a key is pressed,
+while the server records the grade.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from search_core.judgments import DEFAULT_GUIDELINES, GRADE_LABELS, JudgmentStore
-from search_core.pooling import Turn, next_pair, progress, skip, submit, undo
-from ui import display, state
+from search_core.judgments import DEFAULT_GUIDELINES, GRADE_LABELS
+from search_core.pooling import next_pair, progress, skip, submit, undo
+from ui import display, judging_panel, state
 
-SHOWN_CHARACTERS = 20_000
-"""A longer document is shown up to here (a judge reads the start; the rest is said cut)."""
-TURN = "judging_turn"
+AHEAD = 1
+"""Documents fetched ahead, so the next one shows the moment a grade is given."""
+PANEL = "judging_panel"
 HISTORY = "judging_history"
 NOTICE = "judging_notice"
 
@@ -42,8 +43,7 @@ if not judge:
     st.stop()
 
 try:
-    store = state.judgments(collection)
-    pools = store.pools()
+    pools = state.all_pools(collection)  # (set, pool) -> pool, the newest last
 except state.USER_ERRORS as exc:
     display.error(exc)
     st.stop()
@@ -54,9 +54,11 @@ if right.button("Not you?", key="judging_change_name", type="tertiary"):
     state.set_judge_name("")
     st.rerun()
 if not pools:
+    if problem := st.session_state.pop(NOTICE, None):
+        display.error(problem)
     left.info(
-        f"The judgment set {display.md(store.set_name)!s} has no judging pool yet. A lead makes "
-        "one in the Relevance lab, on the Pools tab, from the configurations to compare."
+        "This collection has no judging pool yet. A lead makes one in the Relevance lab, on "
+        "the Pools tab, from the configurations to compare."
     )
     if state.is_sample(collection):
         st.button(
@@ -64,60 +66,64 @@ if not pools:
             key="judging_sample_pool",
             type="primary",
             on_click=state.prepare_sample_session,
-            args=(collection,),
+            args=(collection.name,),
             help="Pools the top 5 documents of the three default modes for the sample's queries.",
         )
     st.page_link("pages/lab.py", label="Relevance lab", icon=":material/science:")
     st.stop()
 
-pool_name = left.selectbox(
-    "Judging pool", list(pools), key=state.key(collection, "judging_pool"), index=len(pools) - 1
+several_sets = len({set_name for set_name, _ in pools}) > 1
+set_name, pool_name = left.selectbox(
+    "Judging pool",
+    list(pools),
+    format_func=lambda key: f"{key[1]} (judgment set {key[0]})" if several_sets else key[1],
+    key=state.key(collection, "judging_pool"),
+    index=len(pools) - 1,
 )
+store = state.judgment_store(collection, set_name)
 
 
-def _act(action: str, grade: int | None = None) -> None:
-    """Grade, skip or undo (a button's on_click: done before the panel is drawn again)."""
-    turn: Turn | None = st.session_state.get(TURN)
-    history: list[tuple[str, str, str, int | None]] = st.session_state.setdefault(HISTORY, [])
+def _act() -> None:
+    """The panel's grade, skip or undo (its callback: done before the panel is drawn again)."""
+    sent = judging_panel.action(PANEL)
+    if not sent:
+        return
+    history: list[tuple[str, str, int | None]] = st.session_state.setdefault(HISTORY, [])
+    op, query_id, doc_id = sent.get("op"), sent.get("query_id"), sent.get("doc_id")
     try:
-        if action == "undo":
+        if op == "undo":
             if not history:
                 return
-            pool, query_id, doc_id, given = history.pop()
-            st.session_state[TURN] = undo(store, pool, judge, query_id, doc_id)
+            query_id, doc_id, given = history.pop()
+            undo(store, pool_name, judge, query_id, doc_id, ahead=AHEAD)
             st.session_state[NOTICE] = (
                 "Taken back: grade it again."
                 if given is None
                 else f"Taken back: you had given {given} ({GRADE_LABELS.get(given, given)})."
             )
             return
-        if turn is None or turn.assignment is None:
+        if not isinstance(query_id, str) or not isinstance(doc_id, str):
             return
-        pair = turn.assignment
-        if action == "skip":
-            st.session_state[TURN] = skip(store, pair.pool, judge, pair.query_id, pair.doc_id)
+        if op == "skip":
+            skip(store, pool_name, judge, query_id, doc_id, ahead=AHEAD)
+            grade = None
         else:
-            assert grade is not None
-            st.session_state[TURN] = submit(
-                store, pair.pool, judge, pair.query_id, pair.doc_id, grade
-            )
-        history.append((pair.pool, pair.query_id, pair.doc_id, grade))
+            grade = int(sent.get("grade"))
+            submit(store, pool_name, judge, query_id, doc_id, grade, ahead=AHEAD)
+        history.append((query_id, doc_id, grade))
         del history[:-50]
-    except state.USER_ERRORS as exc:
+    except (*state.USER_ERRORS, TypeError) as exc:
         st.session_state[NOTICE] = f"Not saved: {exc}"
 
 
 @st.fragment
-def panel(pool_name: str) -> None:
-    """The judging panel: progress, the need, the document and the grade buttons."""
-    turn: Turn | None = st.session_state.get(TURN)
-    if turn is None or turn.assignment is None or turn.assignment.pool != pool_name:
-        try:
-            turn = next_pair(store, pool_name, judge)
-        except state.USER_ERRORS as exc:
-            display.error(exc)
-            return
-        st.session_state[TURN] = turn
+def panel() -> None:
+    """The judging panel: progress, then the need and the document with the grade buttons."""
+    try:  # what the judge holds now (the callback just moved it; others may have too)
+        turn = next_pair(store, pool_name, judge, ahead=AHEAD)
+    except state.USER_ERRORS as exc:
+        display.error(exc)
+        return
     done = progress(store, pool_name, judge)
     mine, pool_bar = st.columns(2)
     mine.progress(
@@ -131,80 +137,29 @@ def panel(pool_name: str) -> None:
     )
     if notice := st.session_state.pop(NOTICE, None):
         st.caption(display.md(notice))
-    assignment = turn.assignment
-    if assignment is None:
-        if turn.waiting:
-            st.info(
-                f"Nothing for you right now: {turn.waiting} documents are with other judges. "
-                "Any they leave unjudged come back to the queue."
-            )
-            st.button("Look again", key="judging_refresh", icon=":material/refresh:")
-        else:
-            st.success("You have judged everything this pool needs from you. Thank you!")
-        _undo_button()
-        return
-    _show_pair(store, assignment.query_id, assignment.doc_id)
-    buttons = st.columns(6)
-    for grade, label in GRADE_LABELS.items():
-        buttons[grade].button(
-            f"{grade} {label}",
-            key=f"judging_grade_{grade}",
-            on_click=_act,
-            args=("grade", grade),
-            shortcut=str(grade),
-            type="primary" if grade == 3 else "secondary",
-            use_container_width=True,
+    if turn.held:
+        message = ""
+    elif turn.waiting:
+        message = (
+            f"Nothing for you right now: {turn.waiting} documents are with other judges. Any "
+            "they leave unjudged come back to the queue: look again in a moment."
         )
-    buttons[4].button(
-        "Skip",
-        key="judging_skip",
-        on_click=_act,
-        args=("skip",),
-        shortcut="S",
-        icon=":material/skip_next:",
-        use_container_width=True,
-    )
-    with buttons[5]:
-        _undo_button()
-
-
-def _undo_button() -> None:
-    st.button(
-        "Undo",
-        key="judging_undo",
-        on_click=_act,
-        args=("undo",),
-        shortcut="U",
-        icon=":material/undo:",
-        disabled=not st.session_state.get(HISTORY),
-        use_container_width=True,
-    )
-
-
-def _show_pair(store: JudgmentStore, query_id: str, doc_id: str) -> None:
-    """The query, its information need and the document, as text (query words marked)."""
-    query = store.queries.get(query_id)
-    text = query.text if query else query_id
-    st.markdown(f"**Query:** {display.md(text)}")
-    if query and query.description:
-        st.markdown(f"**Information need:** {display.md(query.description)}")
     else:
-        st.caption("No description was written for this query: judge it by its words.")
-    try:
-        document = collection.document(doc_id)
-    except KeyError:
-        st.warning(f"Document {display.md(doc_id)} is not in this collection's version: skip it.")
-        return
-    with st.container(border=True, height=420, key="judging_document"):
-        if document.title:
-            st.markdown(f"#### {display.highlight(document.title, text, collection.analyzer)}")
-        body = document.text[:SHOWN_CHARACTERS]
-        st.markdown(display.highlight(body, text, collection.analyzer))
-        if len(document.text) > SHOWN_CHARACTERS:
-            st.caption(f"The document goes on for {len(document.text):,} characters in all.")
+        message = "You have judged everything this pool needs from you. Thank you!"
+    judging_panel.judging_panel(
+        turn.held,
+        store.queries,
+        collection,
+        message=message,
+        can_undo=bool(st.session_state.get(HISTORY)),
+        on_action=_act,
+        key=PANEL,
+    )
+    if not turn.held and turn.waiting:
+        st.button("Look again", key="judging_refresh", icon=":material/refresh:")
 
 
-panel(str(pool_name))
+panel()
 with st.expander("Guidelines", key="judging_guidelines"):
     st.markdown(display.md(store.guidelines or DEFAULT_GUIDELINES))
 st.caption(

@@ -394,7 +394,7 @@ with agreement_tab:
             )
             st.caption(
                 "Each document of this query the judges graded differently, with every judge's "
-                "grade and the final grade a lead set (blank: none yet)."
+                "grade (None: that judge did not grade it) and the final grade a lead set."
             )
             with st.form("lab_adjudicate_form", border=False):
                 cols = st.columns([3, 2, 1], vertical_alignment="bottom")

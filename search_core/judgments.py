@@ -230,7 +230,8 @@ class JudgmentState:
         adjudicated: (query id, doc id) to the grade a lead set as final.
         guidelines: the set's guidelines for judges ("" when none were written).
         pools: pool name to pool.
-        assignments: (pool, judge) to the pair last handed to that judge in that pool.
+        assignments: (pool, judge) to the pairs handed to that judge in that pool and held
+            for them, the one to grade first first (the next one is fetched ahead).
         skipped: (pool, judge) to the pairs that judge skipped.
     """
 
@@ -239,7 +240,7 @@ class JudgmentState:
     adjudicated: dict[tuple[str, str], Judgment] = field(default_factory=dict)
     guidelines: str = ""
     pools: dict[str, Pool] = field(default_factory=dict)
-    assignments: dict[tuple[str, str], Assignment] = field(default_factory=dict)
+    assignments: dict[tuple[str, str], tuple[Assignment, ...]] = field(default_factory=dict)
     skipped: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
 
     def judgment_count(self) -> int:
@@ -650,7 +651,7 @@ class JudgmentStore:
         records += [j.record() for by in state.grades.values() for j in by.values()]
         records += [j.record("adjudicate") for j in state.adjudicated.values()]
         records += [pool.record() for pool in state.pools.values()]
-        records += [a.record() for a in state.assignments.values()]
+        records += [a.record() for held in state.assignments.values() for a in held]
         records += [
             {"op": "skip", "pool": pool, "judge": judge, "qid": qid, "doc": doc}
             for (pool, judge), pairs in state.skipped.items()
@@ -775,9 +776,11 @@ def _apply_unpool(state: JudgmentState, record: dict[str, Any]) -> None:
 
 def _apply_assign(state: JudgmentState, record: dict[str, Any]) -> None:
     key = (record["pool"], record["judge"])
-    state.assignments[key] = Assignment(
-        record["pool"], record["qid"], record["doc"], record["judge"], record.get("at", "")
-    )
+    held = state.assignments.get(key, ())
+    pair = (record["qid"], record["doc"])
+    if all((a.query_id, a.doc_id) != pair for a in held):
+        assignment = Assignment(record["pool"], *pair, record["judge"], record.get("at", ""))
+        state.assignments[key] = (*held, assignment)
 
 
 def _apply_release(state: JudgmentState, record: dict[str, Any]) -> None:

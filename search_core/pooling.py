@@ -111,16 +111,27 @@ class PoolProgress:
 
 @dataclass(frozen=True)
 class Turn:
-    """What the queue gives a judge: a pair to grade, or why there is none.
+    """What the queue gives a judge: the pairs they hold, or why there is none.
 
     Attributes:
-        assignment: the pair handed to the judge, or None.
+        held: the pairs held for the judge, the one to grade now first, then those fetched
+            ahead (so a page can show the next one the moment a grade is given).
         waiting: when there is none, pairs other judges hold that may come back (a judge who
             leaves without grading gives theirs back after ``HOLD_SECONDS``).
     """
 
-    assignment: Assignment | None
+    held: tuple[Assignment, ...] = ()
     waiting: int = 0
+
+    @property
+    def assignment(self) -> Assignment | None:
+        """The pair to grade now, or None."""
+        return self.held[0] if self.held else None
+
+    @property
+    def upcoming(self) -> tuple[Assignment, ...]:
+        """The pairs fetched ahead, after the one to grade now."""
+        return self.held[1:]
 
 
 # --------------------------------------------------------------------------- building
@@ -255,18 +266,32 @@ def delete_pool(store: JudgmentStore, name: str) -> None:
 # --------------------------------------------------------------------------- the queue
 
 
-def next_pair(store: JudgmentStore, pool: str, judge: str) -> Turn:
+def next_pair(store: JudgmentStore, pool: str, judge: str, *, ahead: int = 0) -> Turn:
     """The pair this judge should grade next in a pool: the one they hold, or a new one.
+
+    Args:
+        store: the judgment set.
+        pool: the pool's name.
+        judge: who asks.
+        ahead: pairs to hold for the judge beyond the one to grade now (a page fetches the
+            next document ahead, to show it the moment a grade is given).
 
     Raises:
         ValueError: an unknown pool (the message lists the set's pools) or an empty judge.
     """
     check_id("judge", judge)
-    return _turn(store, pool, judge, lambda state: [])
+    return _turn(store, pool, judge, lambda state: [], ahead)
 
 
 def submit(
-    store: JudgmentStore, pool: str, judge: str, query_id: str, doc_id: str, grade: int
+    store: JudgmentStore,
+    pool: str,
+    judge: str,
+    query_id: str,
+    doc_id: str,
+    grade: int,
+    *,
+    ahead: int = 0,
 ) -> Turn:
     """Record a judge's grade of a pair and hand them the next one, in one journal write.
 
@@ -274,22 +299,22 @@ def submit(
         ValueError: an unknown pool or query, a bad grade or an empty judge.
     """
     judgment = new_judgment(query_id, doc_id, grade, check_id("judge", judge))
-
-    def grade_it(state: JudgmentState) -> list[dict[str, Any]]:
-        return [store.known(state, judgment).record()]
-
-    return _turn(store, pool, judge, grade_it)
+    return _turn(store, pool, judge, lambda state: [store.known(state, judgment).record()], ahead)
 
 
-def skip(store: JudgmentStore, pool: str, judge: str, query_id: str, doc_id: str) -> Turn:
+def skip(
+    store: JudgmentStore, pool: str, judge: str, query_id: str, doc_id: str, *, ahead: int = 0
+) -> Turn:
     """Skip a pair (it is not handed to this judge again) and hand them the next one."""
     check_id("judge", judge)
     record = {"op": "skip", "pool": pool, "judge": judge, "qid": query_id, "doc": doc_id}
-    return _turn(store, pool, judge, lambda state: [record])
+    return _turn(store, pool, judge, lambda state: [record], ahead)
 
 
-def undo(store: JudgmentStore, pool: str, judge: str, query_id: str, doc_id: str) -> Turn:
-    """Take back this judge's grade (or skip) of a pair and hand the pair to them again.
+def undo(
+    store: JudgmentStore, pool: str, judge: str, query_id: str, doc_id: str, *, ahead: int = 0
+) -> Turn:
+    """Take back this judge's grade (or skip) of a pair and hand the pair to them again, first.
 
     Other judges' grades of the pair are kept.
     """
@@ -297,42 +322,45 @@ def undo(store: JudgmentStore, pool: str, judge: str, query_id: str, doc_id: str
     key = {"pool": pool, "judge": judge, "qid": query_id, "doc": doc_id}
 
     def take_back(state: JudgmentState) -> list[dict[str, Any]]:
-        _pool(state, pool)
         return [
             {"op": "unjudge", "qid": query_id, "doc": doc_id, "judge": judge},
             {"op": "unskip", **key},
-            {"op": "assign", **key, "at": now()},
         ]
 
-    written = store.transact(take_back)
-    assign = written[-1]
-    return Turn(Assignment(pool, assign["qid"], assign["doc"], judge, assign["at"]))
+    return _turn(store, pool, judge, take_back, ahead, first=(query_id, doc_id))
 
 
 def _turn(
     store: JudgmentStore,
     pool: str,
     judge: str,
-    first: Callable[[JudgmentState], list[dict[str, Any]]],
+    before: Callable[[JudgmentState], list[dict[str, Any]]],
+    ahead: int,
+    first: tuple[str, str] | None = None,
 ) -> Turn:
-    """Write ``first``'s records and the judge's next assignment in one transaction."""
+    """Write ``before``'s records and the pairs the judge then holds, in one transaction."""
+    if isinstance(ahead, bool) or not isinstance(ahead, int) or not 0 <= ahead <= 5:
+        raise ValueError(f"ahead must be a whole number from 0 to 5, got {ahead!r}")
     found: list[Turn] = []
 
     def decide(state: JudgmentState) -> list[dict[str, Any]]:
         chosen = _pool(state, pool)
-        records = first(state)
-        after = _after(state, records)
-        turn = _choose(after, chosen, judge, datetime.fromisoformat(now()))
+        records = before(state)
+        now_at = datetime.fromisoformat(now())
+        turn = _choose(_After(state, records), chosen, judge, now_at, 1 + ahead, first)
         found.append(turn)
-        held = state.assignments.get((pool, judge))
-        if turn.assignment is not None and turn.assignment != held:
-            records.append(turn.assignment.record())
-        elif turn.assignment is None and held is not None:
+        held = state.assignments.get((pool, judge), ())
+        if _pairs(turn.held) != _pairs(held):
             records.append({"op": "release", "pool": pool, "judge": judge})
+            records += [a.record() for a in turn.held]
         return records
 
     store.transact(decide)
     return found[-1]
+
+
+def _pairs(held: Sequence[Assignment]) -> list[tuple[str, str]]:
+    return [(a.query_id, a.doc_id) for a in held]
 
 
 def _pool(state: JudgmentState, name: str) -> Pool:
@@ -347,7 +375,7 @@ class _After:
     """The state as it will be once ``records`` are written (the queue decides on it)."""
 
     def __init__(self, state: JudgmentState, records: Sequence[Mapping[str, Any]]) -> None:
-        self.assignments = dict(state.assignments)
+        self.assignments = state.assignments
         self._grades = state.grades
         self._skipped = state.skipped
         self._graded: set[tuple[tuple[str, str], str]] = set()
@@ -364,10 +392,6 @@ class _After:
                 self._skips.add(((record["pool"], record["judge"]), pair))
             elif record["op"] == "unskip":
                 self._unskips.add(((record["pool"], record["judge"]), pair))
-            elif record["op"] == "assign":
-                self.assignments[(record["pool"], record["judge"])] = Assignment(
-                    record["pool"], record["qid"], record["doc"], record["judge"], record["at"]
-                )
 
     def judges(self, pair: tuple[str, str]) -> set[str]:
         """Who holds a grade of the pair."""
@@ -381,29 +405,41 @@ class _After:
         return found - {p for k, p in self._unskips if k == key}
 
 
-def _after(state: JudgmentState, records: Sequence[Mapping[str, Any]]) -> _After:
-    return _After(state, records)
-
-
-def _choose(state: _After, pool: Pool, judge: str, at: datetime) -> Turn:
-    """The queue's rule (see the module's docstring) on one state."""
-    limit = at - timedelta(seconds=HOLD_SECONDS)
+def _holders(state: _After, pool: Pool, judge: str, limit: datetime) -> Counter[tuple[str, str]]:
+    """How many other judges hold each pair of the pool, not yet graded or skipped by them
+    and not expired."""
     pairs = set(pool.pairs)
     holders: Counter[tuple[str, str]] = Counter()
     for (name, holder), held in state.assignments.items():
-        pair = (held.query_id, held.doc_id)
-        if (
-            name == pool.name
-            and holder != judge
-            and pair in pairs
-            and holder not in state.judges(pair)
-            and pair not in state.skipped(name, holder)
-            and _time(held.at) > limit
-        ):
-            holders[pair] += 1
+        if name != pool.name or holder == judge:
+            continue
+        skipped = state.skipped(name, holder)
+        for a in held:
+            pair = (a.query_id, a.doc_id)
+            if (
+                pair in pairs
+                and holder not in state.judges(pair)
+                and pair not in skipped
+                and _time(a.at) > limit
+            ):
+                holders[pair] += 1
+    return holders
+
+
+def _choose(
+    state: _After,
+    pool: Pool,
+    judge: str,
+    at: datetime,
+    count: int,
+    first: tuple[str, str] | None = None,
+) -> Turn:
+    """The queue's rule (see the module's docstring) on one state: up to ``count`` pairs."""
+    limit = at - timedelta(seconds=HOLD_SECONDS)
+    pairs = set(pool.pairs)
+    holders = _holders(state, pool, judge, limit)
     skipped = state.skipped(pool.name, judge)
-    own = state.assignments.get((pool.name, judge))
-    current = (own.query_id, own.doc_id) if own else None
+    stamp = at.isoformat(timespec="seconds")
 
     def open_to_judge(pair: tuple[str, str]) -> bool:
         graders = state.judges(pair)
@@ -413,36 +449,44 @@ def _choose(state: _After, pool: Pool, judge: str, at: datetime) -> Turn:
             and len(graders) + holders[pair] < pool.replicates
         )
 
-    if (
-        own is not None
-        and current in pairs
-        and judge not in state.judges(current)
-        and current not in skipped
-        and (_time(own.at) > limit or open_to_judge(current))
-    ):
-        return Turn(own)  # held (or taken back to grade again) and not expired: still theirs
-    candidates = [pair for pair in pool.pairs if open_to_judge(pair)]
-    if not candidates:
-        waiting = sum(
-            1
-            for pair in pool.pairs
-            if holders[pair]
+    def still_theirs(a: Assignment) -> bool:
+        pair = (a.query_id, a.doc_id)
+        return (
+            pair in pairs
             and judge not in state.judges(pair)
             and pair not in skipped
-            and len(state.judges(pair)) < pool.replicates
+            and (_time(a.at) > limit or open_to_judge(pair))
         )
-        return Turn(None, waiting)
-    query = current[0] if current else None
-    best = min(
-        candidates,
+
+    held = [a for a in state.assignments.get((pool.name, judge), ()) if still_theirs(a)]
+    if first is not None and first in pairs:  # taken back to grade again: theirs, first
+        held = [Assignment(pool.name, *first, judge, stamp)] + [
+            a for a in held if (a.query_id, a.doc_id) != first
+        ]
+    taken = set(_pairs(held))
+    candidates = [pair for pair in pool.pairs if pair not in taken and open_to_judge(pair)]
+    query = held[-1].query_id if held else None
+    candidates.sort(
         key=lambda pair: (
             len(state.judges(pair)) + holders[pair],
             pair[0] != query,
             _shuffle(pool.name, judge, pair[0]),
             _shuffle(pool.name, judge, *pair),
-        ),
+        )
     )
-    return Turn(Assignment(pool.name, best[0], best[1], judge, at.isoformat(timespec="seconds")))
+    held += [Assignment(pool.name, *pair, judge, stamp) for pair in candidates]
+    held = held[:count]
+    if held:
+        return Turn(tuple(held))
+    waiting = sum(
+        1
+        for pair in pool.pairs
+        if holders[pair]
+        and judge not in state.judges(pair)
+        and pair not in skipped
+        and len(state.judges(pair)) < pool.replicates
+    )
+    return Turn((), waiting)
 
 
 def _shuffle(*parts: str) -> bytes:
@@ -472,14 +516,7 @@ def progress(store: JudgmentStore, pool: str, judge: str | None = None) -> PoolP
         after = _After(state, ())
         counts = [len(after.judges(pair)) for pair in chosen.pairs]
         limit = datetime.fromisoformat(now()) - timedelta(seconds=HOLD_SECONDS)
-        held = {
-            (a.query_id, a.doc_id)
-            for (name, holder), a in state.assignments.items()
-            if name == pool
-            and holder != judge
-            and _time(a.at) > limit
-            and holder not in after.judges((a.query_id, a.doc_id))
-        }
+        held = _holders(after, chosen, judge or "", limit)
         skipped = after.skipped(pool, judge) if judge else set()
         graded = [judge is not None and judge in after.judges(pair) for pair in chosen.pairs]
         left = sum(
@@ -493,7 +530,7 @@ def progress(store: JudgmentStore, pool: str, judge: str | None = None) -> PoolP
             needed=len(chosen.pairs) * chosen.replicates,
             given=sum(min(count, chosen.replicates) for count in counts),
             complete=sum(count >= chosen.replicates for count in counts),
-            held=len(held & set(chosen.pairs)),
+            held=len(held),
             judge_graded=sum(graded),
             judge_skipped=len(skipped & set(chosen.pairs)),
             judge_left=left,

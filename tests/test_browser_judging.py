@@ -13,6 +13,7 @@ skipped without it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import statistics
@@ -41,7 +42,7 @@ SET, POOL, REPLICATES, DEPTH, QUERIES = "session", "round-1", 2, 3, 8
 JUDGES = {"ana": "2", "ben": "3", "cy": "0"}  # the key each judge presses
 NEXT_DOCUMENT_MS = 300
 SLOW = 300_000
-DOCUMENT = ".st-key-judging_document"
+PANEL = ".judging"
 
 
 @pytest.fixture(scope="module")
@@ -73,32 +74,41 @@ async def _idle(page: object) -> None:
     )
 
 
+SHOWN = """() => {
+    const pair = document.querySelector('.judging [data-part=pair]');
+    if (!pair || pair.hidden) return '';
+    return pair.querySelector('[data-part=query]').textContent + '\\n' +
+        pair.querySelector('[data-part=document]').innerText;
+}"""
+"""The query and the document the panel shows ("" when it shows none)."""
+
+
 async def _shown(page: object) -> str:
     """The query and the document on the page right now ("" when none is shown)."""
-    return str(
-        await page.evaluate(  # type: ignore[attr-defined]
-            """() => {
-                const doc = document.querySelector('.st-key-judging_document');
-                if (!doc) return '';
-                const main = document.querySelector('[data-testid=stMain]').innerText;
-                const query = main.split('\\n').find(line => line.startsWith('Query:')) || '';
-                return query + '\\n' + doc.innerText;
-            }"""
-        )
+    await page.wait_for_selector(  # type: ignore[attr-defined]
+        ".judging[data-ready='1']", timeout=SLOW
     )
+    return str(await page.evaluate(SHOWN))  # type: ignore[attr-defined]
 
 
-async def _judge(browser: object, url: str, name: str, key: str, shots: bool) -> dict:
+async def _judge(
+    browser: object, url: str, name: str, key: str, shots: bool, keep: bool = False
+) -> dict:
     """One judge's session: name, then a grade a key press until the pool is done for them."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page = await context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    await page.goto(f"{url}/judge")
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: errors.append(f"failed {r.url}"))
+    await page.goto(url)  # a deep link makes Streamlit probe /judge/_stcore/... first (404s)
+    await page.wait_for_selector("[data-testid='stTopNav']", timeout=SLOW)
+    await page.locator("[data-testid='stTopNavLink']", has_text="Judging").first.click()
     await page.get_by_label("Your name").wait_for(timeout=SLOW)
+    await _idle(page)
     await page.get_by_label("Your name").fill(name)
     await page.get_by_role("button", name="Start judging").click()
-    await _idle(page)
+    await page.get_by_text(f"Judging as {name}").wait_for(timeout=SLOW)
     seen: list[str] = []
     waits: list[float] = []
     while True:
@@ -108,10 +118,21 @@ async def _judge(browser: object, url: str, name: str, key: str, shots: bool) ->
             text = await page.locator("[data-testid=stMain]").inner_text()
             if "Nothing for you right now" in text:
                 await page.wait_for_timeout(500)  # other judges hold the rest: look again
-                await page.get_by_role("button", name="Look again").click()
+                # the panel may change meanwhile (the pool done): then read it again
+                with contextlib.suppress(async_api.TimeoutError):
+                    await page.get_by_role("button", name="Look again").click(timeout=5_000)
                 continue
             assert "You have judged everything" in text, text[-500:]
             break
+        if name == "ana" and not seen:  # skip the first document, then take the skip back
+            await page.keyboard.press("s")
+            assert await page.evaluate(SHOWN) != shown
+            await page.keyboard.press("u")  # ignored until the server answered the skip
+            await _idle(page)
+            assert await _shown(page) != shown
+            await page.keyboard.press("u")
+            await _idle(page)
+            assert await _shown(page) == shown  # the skipped document is back
         if shots and len(seen) == 1:
             SHOTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SHOTS / "judging-page.png"))
@@ -119,20 +140,13 @@ async def _judge(browser: object, url: str, name: str, key: str, shots: bool) ->
         start = time.perf_counter()
         await page.keyboard.press(key)
         await page.wait_for_function(
-            """previous => {
-                const doc = document.querySelector('.st-key-judging_document');
-                const main = document.querySelector('[data-testid=stMain]').innerText;
-                if (!doc) return main.includes('judged everything') || main.includes('right now');
-                const query = main.split('\\n').find(line => line.startsWith('Query:')) || '';
-                return query + '\\n' + doc.innerText !== previous;
-            }""",
-            arg=shown,
-            timeout=SLOW,
-            polling="raf",
+            f"previous => ({SHOWN})() !== previous", arg=shown, timeout=SLOW, polling=10
         )
         waits.append((time.perf_counter() - start) * 1000)
     if shots:
         await page.screenshot(path=str(SHOTS / "judging-done.png"))
+    if keep:  # the caller looks further, then closes it
+        return {"seen": seen, "waits": waits, "errors": errors, "page": page}
     await context.close()
     return {"seen": seen, "waits": waits, "errors": errors}
 
@@ -143,10 +157,7 @@ async def _session(url: str) -> dict[str, dict]:
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
         results = await asyncio.gather(
-            *(
-                _judge(browser, url, name, key, shots=name == "ana")
-                for name, key in JUDGES.items()
-            )
+            *(_judge(browser, url, name, key, shots=name == "ana") for name, key in JUDGES.items())
         )
         await browser.close()
     return dict(zip(JUDGES, results, strict=True))
@@ -187,7 +198,9 @@ def test_three_judges_work_one_pool_at_once(session_home: Path, tmp_path: Path) 
         assert len(set(result["seen"])) == len(result["seen"]), name  # never shown twice
         assert result["errors"] == [], (name, result["errors"])
     # the grades are the keys pressed
-    assert {j.judge: j.grade for j in grades} == {n: int(k) for n, k in JUDGES.items() if presses[n]}
+    assert {j.judge: j.grade for j in grades} == {
+        n: int(k) for n, k in JUDGES.items() if presses[n]
+    }
 
     waits = [w for result in results.values() for w in result["waits"]]
     median = statistics.median(waits)
@@ -207,7 +220,9 @@ async def _agreement(url: str) -> None:
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
         page = await browser.new_page(viewport={"width": 1400, "height": 1600})
-        await page.goto(f"{url}/lab")
+        await page.goto(url)
+        await page.wait_for_selector("[data-testid='stTopNav']", timeout=SLOW)
+        await page.locator("[data-testid='stTopNavLink']", has_text="Relevance lab").first.click()
         await _idle(page)
         await page.get_by_role("combobox", name="Judgment set").click()
         await page.locator("[role='option']", has_text=SET).first.click()

@@ -1,17 +1,21 @@
-"""The blind judging page with ``AppTest``: the sample's session from an empty set, grading,
-skipping, undoing, and nothing shown that tells how a document was found."""
+"""The blind judging page with ``AppTest``: the name asked first, the sample's session from an
+empty set, what the judging panel is sent (and that it tells nothing of how a document was
+found). Grading, skipping and undoing by key are driven in a real browser
+(``tests/test_browser_judging.py``): ``AppTest`` cannot press a component's keys."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from search_core.collection import open_collection
 from search_core.judgments import DEFAULT_SET, open_judgments
-from search_core.pooling import progress
-from tests.test_app import fresh_caches, plain, start, texts, visit
+from search_core.pooling import next_pair, submit
+from tests.test_app import fresh_caches, start, texts, visit
 from tests.test_page_lab import new_sample
 from ui import state
 
@@ -21,16 +25,14 @@ JUDGE = "pages/judge.py"
 BLIND = re.compile(r"\b(rank|score|bm25|vector|hybrid|default-\w+|retriever|similarity)\b", re.I)
 
 
-def button(at: AppTest, key: str):
-    return next(b for b in at.button if b.key == key)
+def panel(at: AppTest) -> dict:
+    """What the page sent the judging panel."""
+    [element] = at.get("bidi_component")
+    return json.loads(element.proto.json)
 
 
-def shown_pair(at: AppTest) -> tuple[str, str]:
-    """The query and the document title on the page."""
-    shown = [plain(m.value) for m in at.markdown]
-    query = next(m.removeprefix("**Query:** ") for m in shown if m.startswith("**Query:**"))
-    title = next(m.removeprefix("#### ") for m in shown if m.startswith("#### "))
-    return query, title
+def words(parts: list[list]) -> str:
+    return "".join(text for text, _ in parts)
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def judging(new_sample: Path) -> AppTest:
     next(b for b in at.button if "Start judging" in b.label).click().run()
     assert "Judging as **ana**" in [m.value for m in at.markdown]
     assert "has no judging pool yet" in texts(at)
-    button(at, "judging_sample_pool").click().run()
+    next(b for b in at.button if b.key == "judging_sample_pool").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -52,35 +54,44 @@ def test_the_sample_session_starts_with_no_upload(judging: AppTest, new_sample: 
     pool = store.pools()[state.SAMPLE_POOL]
     assert pool.replicates == 2 and pool.depth == 5
     assert sorted(pool.sources) == sorted(state.DEFAULT_CONFIGS)
-    query, title = shown_pair(judging)
-    need = [m.value for m in judging.markdown if m.value.startswith("**Information need:**")]
-    assert query in {q.text for q in store.queries.values()}
-    described = {q.text: q.description for q in store.queries.values()}
-    assert need and described[query] and plain(need[0]).endswith(described[query])
-    assert title
-    # blind: nothing on the page says how the document was found
-    assert not BLIND.search(texts(judging)), BLIND.search(texts(judging))
+    sent = panel(judging)
+    now, ahead = sent["items"]  # the document to grade and the next one, fetched ahead
+    query = store.queries[now["query_id"]]
+    assert now["query"] == query.text and now["need"] == query.description
+    document = open_collection("sample", new_sample).document(now["doc_id"])
+    assert (words(now["title"]), words(now["body"])) == (document.title, document.text)
+    assert any(marked for _, marked in now["body"] + now["title"])  # query words marked
+    held = next_pair(store, state.SAMPLE_POOL, "ana", ahead=1).held
+    assert [(a.query_id, a.doc_id) for a in held] == [
+        (item["query_id"], item["doc_id"]) for item in (now, ahead)
+    ]
+    # blind: nothing on the page or in the panel says how the document was found
+    shown = texts(judging) + json.dumps(sent)
+    assert not BLIND.search(shown), BLIND.search(shown)
+    assert {tuple(label) for label in sent["labels"]} == {
+        (0, "not relevant"),
+        (1, "related"),
+        (2, "relevant"),
+        (3, "perfect"),
+    }
 
 
-def test_grade_skip_and_undo(judging: AppTest, new_sample: Path) -> None:
-    first = shown_pair(judging)
-    button(judging, "judging_grade_2").click().run()
+def test_the_panel_follows_the_queue(judging: AppTest, new_sample: Path) -> None:
     store = open_judgments("sample", DEFAULT_SET, new_sample)
-    mine = store.judgments(judge="ana")
-    assert [j.grade for j in mine] == [2]
-    second = shown_pair(judging)
-    assert second != first
-    button(judging, "judging_skip").click().run()
-    third = shown_pair(judging)
-    assert third not in (first, second)
-    assert progress(store, state.SAMPLE_POOL, "ana").judge_skipped == 1
+    first, second = panel(judging)["items"]
+    submit(store, state.SAMPLE_POOL, "ana", first["query_id"], first["doc_id"], 2, ahead=1)
+    judging.run()
+    now, _ = panel(judging)["items"]
+    assert now["token"] == second["token"]  # the one fetched ahead is now to grade
 
-    button(judging, "judging_undo").click().run()  # takes the skip back: the second again
-    assert shown_pair(judging) == second
-    button(judging, "judging_undo").click().run()  # takes the grade back: the first again
-    assert shown_pair(judging) == first
-    assert "you had given 2" in texts(judging)
-    assert store.judgments(judge="ana") == []
-    button(judging, "judging_grade_3").click().run()
-    assert [j.grade for j in store.judgments(judge="ana")] == [3]
-    assert not judging.exception
+
+def test_the_start_page_opens_a_judging_session_on_the_sample(new_sample: Path) -> None:
+    at = start(judge_name="ana")
+    at.button(key="home_judge_sample").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    store = open_judgments("sample", DEFAULT_SET, new_sample)
+    assert state.SAMPLE_POOL in store.pools()
+    assert panel(at)["items"]  # the Judging page, a document in its panel
+    made = store.pools()[state.SAMPLE_POOL]
+    state.prepare_sample_session()  # asking again keeps the pool as it is
+    assert open_judgments("sample", DEFAULT_SET, new_sample).pools()[state.SAMPLE_POOL] == made

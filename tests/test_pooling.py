@@ -139,6 +139,23 @@ def test_a_held_pair_is_not_handed_to_another_judge_beyond_r(store: JudgmentStor
     assert next_pair(store, "one", "ben").assignment is not None  # given back by the skip
 
 
+def test_a_pair_fetched_ahead_is_held_too(store: JudgmentStore) -> None:
+    create_pool(store, "ahead", {"a": {"q1": {"d1": 2.0, "d2": 1.0}}}, depth=2, replicates=1)
+    ana = next_pair(store, "ahead", "ana", ahead=1)
+    assert len(ana.held) == 2 and ana.upcoming == ana.held[1:]
+    assert next_pair(store, "ahead", "ben").assignment is None  # both held for ana
+    first, second = ana.held
+    turn = submit(store, "ahead", "ana", first.query_id, first.doc_id, 2, ahead=1)
+    assert turn.held == (second,)  # the one fetched ahead is now hers to grade
+    back = undo(store, "ahead", "ana", first.query_id, first.doc_id, ahead=1)
+    assert [(a.query_id, a.doc_id) for a in back.held] == [
+        (first.query_id, first.doc_id),
+        (second.query_id, second.doc_id),
+    ]
+    with pytest.raises(ValueError, match="from 0 to 5"):
+        next_pair(store, "ahead", "ana", ahead=9)
+
+
 def test_a_held_pair_goes_back_after_the_hold_time(store: JudgmentStore, monkeypatch) -> None:
     create_pool(store, "hold", {"a": {"q1": {"d1": 1.0}}}, depth=1, replicates=1)
     assert next_pair(store, "hold", "ana").assignment is not None

@@ -79,8 +79,8 @@ def _is_identifier(word: str, terms: Sequence[str]) -> bool:
     )
 
 
-def highlight(text: str, query: str, analyzer: Analyzer = ENGLISH) -> str:
-    """Markdown of ``text`` with the words that match the query highlighted, all else escaped.
+def marked_words(text: str, query: str, analyzer: Analyzer = ENGLISH) -> list[tuple[int, int]]:
+    """Where the words of ``text`` that match the query are, as ``(start, end)`` spans.
 
     A word matches when BM25 would match it: one of its terms (the collection's ``analyzer``:
     lower-cased, stemmed in its language) is a query term. An identifier such as ``ORD-58231``
@@ -98,7 +98,20 @@ def highlight(text: str, query: str, analyzer: Analyzer = ENGLISH) -> str:
         else:
             plain.update(terms)
     matches = list(_WORD.finditer(text))
-    match_terms = tokenize_many(m.group() for m in matches)
+    spans = []
+    for match, terms in zip(matches, tokenize_many(m.group() for m in matches), strict=True):
+        if _is_identifier(match.group(), terms):
+            marked = terms[0] in whole or bool(set(terms[1:]) & plain)
+        else:
+            marked = bool(set(terms) & (plain | whole))
+        if marked:
+            spans.append((match.start(), match.end()))
+    return spans
+
+
+def highlight(text: str, query: str, analyzer: Analyzer = ENGLISH) -> str:
+    """Markdown of ``text`` with the words that match the query highlighted (see
+    :func:`marked_words`), all else escaped."""
     lines: list[str] = []
     current: list[str] = []
     position = 0
@@ -111,23 +124,34 @@ def highlight(text: str, query: str, analyzer: Analyzer = ENGLISH) -> str:
                 current.clear()
             current.append(_escape(part))
 
-    for match, terms in zip(matches, match_terms, strict=True):
-        word = match.group()
-        if _is_identifier(word, terms):
-            marked = terms[0] in whole or bool(set(terms[1:]) & plain)
-        else:
-            marked = bool(set(terms) & (plain | whole))
-        if marked:
-            # The highlight is padded on both sides: punctuation between the word and a space
-            # goes inside it, or "refunded;" would read "refunded ;".
-            start, end = _with_punctuation(text, position, match.start(), match.end())
-            add(text[position:start])
-            before, after = _escape(text[start : match.start()]), _escape(text[match.end() : end])
-            current.append(f":{HIGHLIGHT}[{before}**{_escape(word)}**{after}]")
-            position = end
+    for word_start, word_end in marked_words(text, query, analyzer):
+        # The highlight is padded on both sides: punctuation between the word and a space
+        # goes inside it, or "refunded;" would read "refunded ;".
+        start, end = _with_punctuation(text, position, word_start, word_end)
+        add(text[position:start])
+        before, after = _escape(text[start:word_start]), _escape(text[word_end:end])
+        word = _escape(text[word_start:word_end])
+        current.append(f":{HIGHLIGHT}[{before}**{word}**{after}]")
+        position = end
     add(text[position:])
     lines.append("".join(current).strip())
     return "  \n".join(lines)
+
+
+def text_parts(text: str, query: str, analyzer: Analyzer = ENGLISH) -> list[tuple[str, bool]]:
+    """``text`` cut into ``(part, marked)`` pieces, the words matching the query marked (see
+    :func:`marked_words`); joined, the parts are ``text`` again. For a page that shows them as
+    text nodes, never as HTML."""
+    parts: list[tuple[str, bool]] = []
+    position = 0
+    for start, end in marked_words(text, query, analyzer):
+        if start > position:
+            parts.append((text[position:start], False))
+        parts.append((text[start:end], True))
+        position = end
+    if position < len(text):
+        parts.append((text[position:], False))
+    return parts
 
 
 def _is_mark(char: str) -> bool:

@@ -654,6 +654,22 @@ def judgments(collection: Collection) -> JudgmentStore:
     return _store(home(), collection.name, judgment_set())
 
 
+def judgment_store(collection: Collection, set_name: str) -> JudgmentStore:
+    """A judgment set of the collection, by name."""
+    return _store(home(), collection.name, set_name)
+
+
+def all_pools(collection: Collection) -> dict[tuple[str, str], Pool]:
+    """Every judging pool of every judgment set of the collection, by (set, pool), the most
+    recently made last."""
+    found = {
+        (set_name, name): pool
+        for set_name in list_judgment_sets(collection.name)
+        for name, pool in judgment_store(collection, set_name).pools().items()
+    }
+    return dict(sorted(found.items(), key=lambda item: (item[1].created_at, item[0])))
+
+
 def query_id_for(store: JudgmentStore, text: str) -> str:
     """The id of a query in a set: the query with this text, else the id an import would give."""
     for query in store.queries.values():
@@ -736,19 +752,25 @@ def pool_unjudged(store: JudgmentStore, found: Mapping[str, RunDict], k: int) ->
     )
 
 
-def prepare_sample_session(collection: Collection) -> None:
-    """Make the sample's judging session: its judged queries (with their information needs)
-    and a pool of the top 5 documents of the three default modes, each needing two grades, so
-    a judge's grades can be compared with the sample's own (Relevance lab, Agreement).
+def prepare_sample_session(name: str = SAMPLE_NAME) -> None:
+    """Make the sample's judging session, once: its judged queries (with their information
+    needs) and a pool of the top 5 documents of the three default modes, each needing two
+    grades, so a judge's grades can be compared with the sample's own (Relevance lab,
+    Agreement). The session's judgment set becomes the default one.
 
-    Runs as a button's ``on_click``; an error waits in the session for the page.
+    Runs as a button's ``on_click`` or before a page switch; an error waits in the session for
+    the Judging page.
     """
     try:
-        prepare_sample(collection.name)
+        prepare_sample(name)
         use_judgment_set(DEFAULT_SET)
-        pool_configurations(
-            collection, judgments(collection), SAMPLE_POOL, DEFAULT_CONFIGS, depth=5, replicates=2
-        )
+        _, manifest = read_manifest(name)
+        collection = _collection(home(), name, str(manifest["version"]))
+        store = judgments(collection)
+        if SAMPLE_POOL not in store.pools():
+            pool_configurations(
+                collection, store, SAMPLE_POOL, DEFAULT_CONFIGS, depth=5, replicates=2
+            )
     except USER_ERRORS as exc:
         st.session_state["judging_notice"] = f"The session could not start: {exc}"
 
