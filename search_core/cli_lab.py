@@ -97,6 +97,16 @@ def _add_judged_options(parser: argparse.ArgumentParser) -> None:
     _add_rule_options(parser)
 
 
+def _add_config_option(parser: argparse.ArgumentParser, more: str) -> None:
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="A.json",
+        help=f"a configuration: SearchParams JSON file or saved name (repeat{more})",
+    )
+
+
 def _add_rule_options(parser: argparse.ArgumentParser) -> None:
     from .combining import COMBINING_RULES
 
@@ -530,13 +540,7 @@ def add_lab_commands(subparsers: Any) -> None:
         "pool", help="pool the top documents of configurations for judging (judging session)"
     )
     p.add_argument("name", help="collection")
-    p.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="A.json",
-        help="a configuration: SearchParams JSON file or saved name (repeat)",
-    )
+    _add_config_option(p, "")
     p.add_argument("--pool", default="round-1", help="the pool's name (replaced if it exists)")
     p.add_argument("--depth", type=int, default=10, help="documents per query from each")
     p.add_argument(
@@ -574,13 +578,7 @@ def add_lab_commands(subparsers: Any) -> None:
         "compare", help="compare configurations or snapshots on judged queries"
     )
     p.add_argument("name", help="collection")
-    p.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="A.json",
-        help="a configuration: SearchParams JSON file or saved name (repeat; first = baseline)",
-    )
+    _add_config_option(p, "; first = baseline")
     p.add_argument(
         "--snapshot", action="append", default=[], metavar="ID", help="a kept run (repeatable)"
     )

@@ -381,7 +381,11 @@ def test_import_edit_and_export_judgments(shop: Path) -> None:
     store = open_judgments("shop", "imported", home=shop)
     assert len(store.judgments()) == 3
     exported = at.get("download_button")
-    assert len(exported) == 2
+    assert [b.key for b in exported] == [
+        "lab_export_trec",
+        "lab_export_csv",
+        "lab_export_judges-csv",
+    ]
     bad = "query,doc_id,grade\nrefund,r1,high\n"
     at.file_uploader(key="lab_import_csv").set_value(("bad.csv", bad.encode(), "text/csv"))
     at.button(key="lab_import").click().run()

@@ -311,7 +311,9 @@ def test_first_visit_shows_only_the_app_navigation(server: str, browser: object)
     assert visitor.sidebar_navigation_seen() == []
     links = visitor.page.locator("[data-testid='stTopNavLink']").all_inner_texts()
     titles = [link.split("\n")[-1].strip() for link in links]
-    assert titles == ["Start", "Corpus", "Search", "Embedding map", "Relevance lab", "Health"]
+    assert titles == [
+        "Start", "Corpus", "Search", "Embedding map", "Judging", "Relevance lab", "Health"
+    ]  # fmt: skip
     visitor.close()
 
 

@@ -45,6 +45,24 @@ SLOW = 300_000
 PANEL = ".judging"
 
 
+def make_session(home: Path, set_name: str, queries: int, depth: int, replicates: int) -> None:
+    """A judgment set of the sample's first ``queries`` described queries (out-of-domain ones
+    left out) and a pool "round-1" of their top ``depth`` BM25 documents, each needing
+    ``replicates`` grades."""
+    sample = load_queries(SAMPLE_DATA / "queries.jsonl")
+    chosen = [q for q, tag in sample.tags.items() if tag != "out-of-domain"][:queries]
+    store = open_judgments("sample", set_name, home)
+    for qid in chosen:
+        store.add_query(qid, sample.queries[qid], description=sample.descriptions[qid])
+    run = run_queries(
+        open_collection("sample", home),
+        {q: sample.queries[q] for q in chosen},
+        SearchParams(mode="bm25"),
+        depth=depth,
+    )
+    create_pool(store, POOL, {"bm25": run}, depth=depth, replicates=replicates)
+
+
 @pytest.fixture(scope="module")
 def session_home(tmp_path_factory: pytest.TempPathFactory, sample_collection) -> Path:
     """A copy of the sample with a set of 8 described queries and a pool of their top 3 BM25
@@ -52,18 +70,7 @@ def session_home(tmp_path_factory: pytest.TempPathFactory, sample_collection) ->
     home = tmp_path_factory.mktemp("judging") / "collections"
     shutil.copytree(sample_collection.folder.parent, home / "sample")
     shutil.rmtree(home / "sample" / "lab", ignore_errors=True)
-    sample = load_queries(SAMPLE_DATA / "queries.jsonl")
-    chosen = [q for q, tag in sample.tags.items() if tag != "out-of-domain"][:QUERIES]
-    store = open_judgments("sample", SET, home)
-    for qid in chosen:
-        store.add_query(qid, sample.queries[qid], description=sample.descriptions[qid])
-    run = run_queries(
-        open_collection("sample", home),
-        {q: sample.queries[q] for q in chosen},
-        SearchParams(mode="bm25"),
-        depth=DEPTH,
-    )
-    create_pool(store, POOL, {"bm25": run}, depth=DEPTH, replicates=REPLICATES)
+    make_session(home, SET, QUERIES, DEPTH, REPLICATES)
     return home
 
 
