@@ -60,6 +60,7 @@ def panel() -> None:
 panel()
 """
 SHOWN_BASELINE = "() => document.querySelector('.st-key-document')?.innerText || ''"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
 async def _baseline_judge(browser: Any, url: str, grades: int) -> list[float]:
@@ -69,6 +70,7 @@ async def _baseline_judge(browser: Any, url: str, grades: int) -> list[float]:
     await page.wait_for_selector(".st-key-document", timeout=120_000)
     waits = []
     for _ in range(grades):
+        await page.wait_for_selector(IDLE, timeout=120_000)  # a press during a run is lost
         shown = await page.evaluate(SHOWN_BASELINE)
         start = time.perf_counter()
         await page.keyboard.press("2")
