@@ -67,7 +67,8 @@ if not pools:
             type="primary",
             on_click=state.prepare_sample_session,
             args=(collection.name,),
-            help="Pools the top 5 documents of the three default modes for the sample's queries.",
+            help="The sample's graded documents among the top 5 of the three default modes, "
+            "each to be graded a second time.",
         )
     st.page_link("pages/lab.py", label="Relevance lab", icon=":material/science:")
     st.stop()

@@ -54,6 +54,8 @@ def test_the_sample_session_starts_with_no_upload(judging: AppTest, new_sample: 
     pool = store.pools()[state.SAMPLE_POOL]
     assert pool.replicates == 2 and pool.depth == 5
     assert sorted(pool.sources) == sorted(state.DEFAULT_CONFIGS)
+    # documents the sample graded: the judge's grades meet the sample's from the first one
+    assert all(store.grade(q, d, "sample") is not None for q, d in pool.pairs)
     sent = panel(judging)
     now, ahead = sent["items"]  # the document to grade and the next one, fetched ahead
     query = store.queries[now["query_id"]]

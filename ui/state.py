@@ -754,9 +754,10 @@ def pool_unjudged(store: JudgmentStore, found: Mapping[str, RunDict], k: int) ->
 
 def prepare_sample_session(name: str = SAMPLE_NAME) -> None:
     """Make the sample's judging session, once: its judged queries (with their information
-    needs) and a pool of the top 5 documents of the three default modes, each needing two
-    grades, so a judge's grades can be compared with the sample's own (Relevance lab,
-    Agreement). The session's judgment set becomes the default one.
+    needs) and a pool of the documents the sample graded among the top 5 of the three default
+    modes, each needing a second grade: from the first grade on, a judge's grades can be
+    compared with the sample's own (Relevance lab, Agreement). The session's judgment set
+    becomes the default one.
 
     Runs as a button's ``on_click`` or before a page switch; an error waits in the session for
     the Judging page.
@@ -768,9 +769,16 @@ def prepare_sample_session(name: str = SAMPLE_NAME) -> None:
         collection = _collection(home(), name, str(manifest["version"]))
         store = judgments(collection)
         if SAMPLE_POOL not in store.pools():
-            pool_configurations(
-                collection, store, SAMPLE_POOL, DEFAULT_CONFIGS, depth=5, replicates=2
-            )
+            graded = store.qrels()
+            made = runs(collection, DEFAULT_CONFIGS, store.query_set().queries)
+            found = {
+                name: {
+                    q: {d: v for d, v in docs.items() if d in graded.get(q, {})}
+                    for q, docs in run.items()
+                }
+                for name, run in made.items()
+            }
+            create_pool(store, SAMPLE_POOL, found, depth=5, replicates=2, created_by="sample")
     except USER_ERRORS as exc:
         st.session_state["judging_notice"] = f"The session could not start: {exc}"
 
