@@ -63,9 +63,9 @@ def _judged_queries(args: argparse.Namespace) -> tuple[QuerySet, Qrels]:
         return load_queries(args.queries), load_qrels(args.qrels)
     set_name = args.set or "default"
     store = open_judgments(args.name, set_name, args.home)
-    rule = getattr(args, "rule", None) or "mean"
-    adjudicated_first = not getattr(args, "ignore_adjudicated", False)
-    query_set, qrels = store.query_set(), store.qrels(rule, adjudicated_first=adjudicated_first)
+    adjudicated_first = not args.ignore_adjudicated
+    query_set = store.query_set()
+    qrels = store.qrels(args.rule, adjudicated_first=adjudicated_first)
     if not query_set.queries or not qrels:
         raise ValueError(
             f"judgment set {set_name!r} of {args.name!r} is empty: give --queries and --qrels, "
@@ -108,12 +108,12 @@ def _add_config_option(parser: argparse.ArgumentParser, more: str) -> None:
 
 
 def _add_rule_options(parser: argparse.ArgumentParser) -> None:
-    from .combining import COMBINING_RULES
+    from .combining import COMBINING_RULES, DEFAULT_RULE
 
     parser.add_argument(
         "--rule",
         choices=tuple(COMBINING_RULES),
-        default="mean",
+        default=DEFAULT_RULE,
         help="how several judges' grades of a document combine into one (stored sets)",
     )
     parser.add_argument(
