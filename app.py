@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import state
+from ui import links, state
 
 # A file, not a Material icon: for one of those the browser fetches the tab's icon from Google's
 # servers, which fails offline and tells a third party who opened the app.
@@ -22,16 +22,17 @@ ICON = Path(__file__).resolve().parent / "ui" / "icon.png"
 st.set_page_config(page_title="Search Explorer", page_icon=str(ICON), layout="wide")
 state.warm_up_maps()  # the map's kernels compile while the visitor looks at other pages
 
-navigation = st.navigation(
-    [
-        st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
-        st.Page("pages/corpus.py", title="Corpus", icon=":material/folder_open:"),
-        st.Page("pages/search.py", title="Search", icon=":material/search:"),
-        st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
-        st.Page("pages/judge.py", title="Judging", icon=":material/rate_review:"),
-        st.Page("pages/lab.py", title="Relevance lab", icon=":material/science:"),
-        st.Page("pages/health.py", title="Health", icon=":material/monitor_heart:"),
-    ],
-    position="top",
-)
+PAGES = {
+    "": st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
+    "corpus": st.Page("pages/corpus.py", title="Corpus", icon=":material/folder_open:"),
+    "search": st.Page("pages/search.py", title="Search", icon=":material/search:"),
+    "map": st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
+    "judge": st.Page("pages/judge.py", title="Judging", icon=":material/rate_review:"),
+    "lab": st.Page("pages/lab.py", title="Relevance lab", icon=":material/science:"),
+    "health": st.Page("pages/health.py", title="Health", icon=":material/monitor_heart:"),
+}
+navigation = st.navigation(list(PAGES.values()), position="top")
+# A shared link opens from the app's root ("?page=search&q=..."): a deep link ("/search?...")
+# makes the browser probe "/search/_stcore/..." first, which answers 404.
+links.redirect({name: PAGES[name] for name in links.PAGES})
 navigation.run()

@@ -4,10 +4,85 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import state
+from search_core.links import (
+    COMPARE_SETTINGS,
+    MAP_SETTINGS,
+    PAGE_PARAMETER,
+    SEARCH_SETTINGS,
+    write_link,
+)
+from ui import links, state
+
+ID_QUERY = "ORD-58213"
+PARAPHRASE = "customer charged twice for one purchase"
+DEMO = (
+    (
+        "1. Exact ids against paraphrases",
+        "An order id is a string of characters to an embedding model: the vector search "
+        "returns other orders, BM25 finds the one named, and hybrid keeps it first. A question "
+        "in other words than the documents' is the reverse.",
+        [
+            (
+                "pages/search.py",
+                f"The order id {ID_QUERY}, in the three modes side by side",
+                write_link(
+                    {"collection": state.SAMPLE_NAME, "q": ID_QUERY, "mode": "all"},
+                    SEARCH_SETTINGS,
+                ),
+            ),
+            (
+                "pages/search.py",
+                f'The paraphrase "{PARAPHRASE}", in the three modes side by side',
+                write_link(
+                    {"collection": state.SAMPLE_NAME, "q": PARAPHRASE, "mode": "all"},
+                    SEARCH_SETTINGS,
+                ),
+            ),
+        ],
+    ),
+    (
+        "2. The map of meanings",
+        "Every passage laid out by meaning: the four domains form their own regions, and the "
+        "query lands among the passages that answer it.",
+        [
+            (
+                "pages/map.py",
+                "The paraphrase placed on the map, with lines to its results",
+                write_link({"collection": state.SAMPLE_NAME, "q": PARAPHRASE}, MAP_SETTINGS),
+            )
+        ],
+    ),
+    (
+        "3. The numbers",
+        "The three modes measured on the 84 judged queries: nDCG with confidence intervals, "
+        "wins and losses query by query, and a report to download.",
+        [
+            (
+                "pages/lab.py",
+                "Hybrid against vector and BM25 in the relevance lab",
+                write_link(
+                    {
+                        "collection": state.SAMPLE_NAME,
+                        "config": list(state.DEFAULT_CONFIGS),
+                        "k": 10,
+                    },
+                    COMPARE_SETTINGS,
+                ),
+            )
+        ],
+    ),
+)
+"""The Start page's demo path: each step's title, what it shows, and its links."""
 
 st.title("Search Explorer")
 state.sidebar()
+asked = st.query_params.get(PAGE_PARAMETER)
+if asked and asked not in links.PAGES:
+    st.warning(
+        f"This link asks for a page named {asked!r}, which the app does not have "
+        f"(pages a link can open: {', '.join(links.PAGES)}).",
+        icon=":material/link_off:",
+    )
 st.markdown(
     "Search Explorer indexes a collection of documents and lets you search it three ways: "
     "by meaning (vector), by exact words (BM25), or both at once (hybrid).  \n"
@@ -41,6 +116,20 @@ if open_it or judge_it:
         state.prepare_sample_session()
         st.switch_page("pages/judge.py")
     st.switch_page("pages/search.py")
+
+st.subheader("A demo in three steps")
+if sample_built:
+    st.caption("Each step is a link: it opens the page with everything set, nothing to type.")
+    for title, words, steps in DEMO:
+        st.markdown(f"**{title}**")
+        st.caption(words)
+        for page, label, parameters in steps:
+            st.page_link(page, label=label, query_params=parameters, icon=":material/link:")
+else:
+    st.caption(
+        "Once the sample is built, three links here walk through it: an order id against a "
+        "paraphrase on Search, the map, and the three modes measured in the relevance lab."
+    )
 
 st.subheader("Or bring your own documents")
 st.page_link(

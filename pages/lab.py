@@ -26,11 +26,13 @@ from search_core.lab import (
     save_snapshot,
     side_by_side,
 )
+from search_core.links import COMPARE_SETTINGS, LinkReading, write_link
 from search_core.pooling import DEFAULT_DEPTH, MAX_DEPTH, MAX_REPLICATES, delete_pool, progress
+from search_core.report import build_report
 from search_core.search import SearchParams
 from search_core.sweeps import ANN_PARAMETERS
 from search_core.tuning import describe_params, tune
-from ui import display, state
+from ui import display, links, state
 
 SWEEPS = {
     "threshold": "Similarity threshold: quality and empty answers from 0 to 1",
@@ -66,9 +68,48 @@ def import_now(store: JudgmentStore, fmt: str | None) -> None:
         st.session_state[IMPORTED] = (False, str(exc))
 
 
+def apply_link(reading: LinkReading) -> list[str]:
+    """Set the comparison's controls to a link's, and have it run; what cannot be, in words."""
+    values, problems = reading.values, []
+    if "set" in reading.given:
+        known = list(dict.fromkeys([DEFAULT_SET, *list_judgment_sets(collection.name)]))
+        if values["set"] in known:
+            state.use_judgment_set(values["set"])
+        else:
+            problems.append(
+                f"This link is for the judgment set {values['set']!r}, which {collection.name} "
+                f"does not have (sets: {', '.join(known)}). It shows {state.judgment_set()!r}."
+            )
+    saved = state.configurations(collection)
+    missing = [name for name in values["config"] if name not in saved]
+    if missing:
+        problems.append(
+            f"This link compares {', '.join(map(repr, missing))}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not saved with {collection.name} "
+            f"(saved: {', '.join(saved) or 'none'}); "
+            f"{'it was' if len(missing) == 1 else 'they were'} left out."
+        )
+    chosen = [name for name in values["config"] if name in saved]
+    if chosen:
+        st.session_state["lab_compare_names"] = chosen
+        st.session_state[COMPARE_NOW] = True
+        st.session_state[OPEN_TAB] = "Compare"
+    st.session_state["lab_compare_k"] = values["k"]
+    st.session_state["lab_stat_test"] = values["test"]
+    st.session_state["lab_rule"] = values["rule"]
+    return problems
+
+
+COMPARE_NOW = "lab_compare_now"
+OPEN_TAB = "lab_open_tab"
+RESULT_LINK = "lab_result_link"
+
 st.title("Relevance lab")
-collection = state.current_collection()
+collection, reading, problems = links.start("lab", COMPARE_SETTINGS)
 state.prepare_sample(collection.name)
+if reading:
+    problems += apply_link(reading)
+links.show_problems(problems)
 
 sets = list_judgment_sets(collection.name)
 current = state.judgment_set()
@@ -142,6 +183,8 @@ NEED_JUDGMENTS = (
 judgments_tab, pools_tab, agreement_tab, configs_tab, compare_tab, sweeps_tab, tune_tab = st.tabs(
     ["Judgments", "Pools", "Agreement", "Configurations", "Compare", "Sweeps", "Auto-tune"],
     key="lab_tabs",
+    # the same default on every run: a changed one would draw the tabs anew, on it
+    default=st.session_state.get(OPEN_TAB),
 )
 
 # --- judgments ------------------------------------------------------------------------------
@@ -525,7 +568,10 @@ with compare_tab:
             format_func=lambda t: STAT_TESTS[t],
             key="lab_stat_test",
         )
-        if st.button("Run and compare", key="lab_compare", type="primary", disabled=not chosen):
+        clicked = st.button(
+            "Run and compare", key="lab_compare", type="primary", disabled=not chosen
+        )
+        if (clicked or st.session_state.pop(COMPARE_NOW, False)) and chosen:
             embedded = any(configs[name].mode != "bm25" for name in chosen)
             bar = st.progress(
                 0.0,
@@ -555,6 +601,17 @@ with compare_tab:
                     else evaluate(qrels, runs[chosen[0]], int(k), queries=queries)
                 )
                 st.session_state["lab_result"] = (collection.name, runs, result)
+                st.session_state[RESULT_LINK] = write_link(
+                    {
+                        "collection": collection.name,
+                        "set": store.set_name,
+                        "config": chosen,
+                        "k": int(k),
+                        "test": str(test),
+                        "rule": str(rule) if len(judges) > 1 else None,
+                    },
+                    COMPARE_SETTINGS,
+                )
             except state.USER_ERRORS as exc:
                 display.error(exc)
             finally:
@@ -564,6 +621,36 @@ with compare_tab:
             _, runs, result = kept
             names = list(runs)
             reports = {names[0]: result} if len(names) == 1 else result.reports
+            share, download = st.columns([1, 1], vertical_alignment="center")
+            with share:
+                links.copy_link(
+                    "lab",
+                    st.session_state.get(RESULT_LINK, {}),
+                    key="lab_copy_link",
+                    label="Copy link to this comparison",
+                )
+            if len(names) > 1:
+                download.download_button(
+                    "Download the experiment report (HTML)",
+                    data=lambda: build_report(
+                        collection,
+                        result,
+                        runs,
+                        qrels,
+                        queries,
+                        {name: configs.get(name) for name in names},
+                        judgment_set=store.set_name,
+                        judges=judges,
+                    ).to_html(),
+                    file_name=f"report-{state.safe_file_name(collection.name)}.html",
+                    mime="text/html",
+                    on_click="ignore",
+                    icon=":material/download:",
+                    key="lab_report",
+                    help="One HTML file that opens offline: the settings, the metrics with their "
+                    "confidence intervals, the wins and losses, and the queries that changed most "
+                    "with both result lists.",
+                )
             if len(names) == 1:
                 st.dataframe(
                     display.metrics_table(
@@ -822,3 +909,12 @@ with tune_tab:
             if st.button("Save as configuration 'tuned'", key="lab_tune_save"):
                 save_config(collection.name, "tuned", report.chosen)
                 st.success("Saved as tuned: compare it with the defaults on the Compare tab.")
+
+# --- the address: a link to the comparison shown, or to the set ------------------------------
+shown = st.session_state.get("lab_result")
+links.publish(
+    "lab",
+    st.session_state.get(RESULT_LINK)
+    if shown and shown[0] == collection.name and st.session_state.get(RESULT_LINK)
+    else write_link({"collection": collection.name, "set": store.set_name}, COMPARE_SETTINGS),
+)

@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from search_core.judgments import GRADE_LABELS
+from search_core.links import MAP_SETTINGS, write_link
 from search_core.projection import (
     DEFAULT_SAMPLE,
     MAX_SAMPLE,
@@ -24,7 +25,7 @@ from search_core.projection import (
     transform,
 )
 from search_core.search import SearchParams
-from ui import display, state
+from ui import display, links, state
 
 CLUSTER, JUDGED = "cluster", "judged relevance to the query"
 MAX_GROUPS = 12
@@ -56,7 +57,10 @@ def field_groups(values: list[Any], numeric: bool) -> tuple[list[str], list[str]
 
 
 st.title("Embedding map")
-collection = state.current_collection()
+collection, reading, problems = links.start("map", MAP_SETTINGS)
+if reading:
+    st.session_state["map_query"] = reading.values["q"]
+links.show_problems(problems)
 total = len(collection.chunks)
 if total < MIN_CHUNKS:
     st.warning(f"A map needs at least {MIN_CHUNKS} chunks; this collection has {total}.")
@@ -110,6 +114,10 @@ query = left.text_input(
     key="map_query",
     placeholder="Type a query, or search on the Search page first",
 )
+link = write_link({"collection": collection.name, "q": query}, MAP_SETTINGS)
+links.publish("map", link)
+with right:
+    links.copy_link("map", link, key="map_copy_link")
 zoom = right.toggle(
     "Zoom in on the query",
     key="map_zoom",

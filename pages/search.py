@@ -13,14 +13,16 @@ from dataclasses import replace
 import streamlit as st
 
 from search_core.analysis import Analyzer
+from search_core.collection import Collection
 from search_core.fusion import FUSION_METHODS
 from search_core.judgments import GRADE_LABELS, JudgmentStore
 from search_core.lab import save_config
+from search_core.links import SEARCH_SETTINGS, LinkReading, range_value, write_link
 from search_core.search import SearchParams
-from search_core.settings import DEFAULT_LEXICAL_MARGIN, DEFAULT_RRF_K, DEFAULT_THRESHOLD
+from search_core.settings import DEFAULT_LEXICAL_MARGIN
 from search_core.types import Hit
 from search_core.vector_index import default_params
-from ui import display, state
+from ui import display, links, state
 
 MODES = {
     "hybrid": "Hybrid",
@@ -130,9 +132,98 @@ SCORE_CAPTIONS = {
 }
 
 
+def apply_link(reading: LinkReading, collection: Collection) -> list[str]:
+    """Set the page's controls to a link's settings (defaults where it gives none).
+
+    Returns:
+        What the link asked for that this collection cannot do, in sentences.
+    """
+    values, problems = reading.values, []
+    for name, key in LINKED_KEYS.items():
+        st.session_state[key] = values[name]
+    st.session_state["search_floor_auto"] = values["floor"] == "auto"
+    if values["floor"] != "auto":
+        st.session_state["search_lexical_margin"] = float(values["floor"])
+    st.session_state["search_collapse"] = values["collapse"] != "off"
+    if values["collapse"] != "off":
+        st.session_state["search_aggregation"] = values["collapse"]
+    index = collection.vector_index
+    defaults = index.params or default_params(index.kind, index.ntotal, index.dim)
+    tunable = {"ivf": "nprobe", "ivfpq": "nprobe", "hnsw": "ef_search"}.get(index.kind)
+    for name in ("nprobe", "ef_search"):
+        if name in reading.given and name != tunable:
+            problems.append(
+                f"{name}={values[name]} does not apply: this collection's index is "
+                f"{index.kind}; it was left out."
+            )
+    if tunable == "nprobe":
+        nlist = int(defaults["nlist"])
+        nprobe = values["nprobe"] or int(defaults.get("nprobe", 1))
+        if nprobe > nlist:
+            problems.append(
+                f"nprobe={nprobe} is more than this index's {nlist} lists; it was left out."
+            )
+            nprobe = int(defaults.get("nprobe", 1))
+        st.session_state[state.key(collection, "search_nprobe")] = nprobe
+    elif tunable == "ef_search":
+        ef = values["ef_search"] or int(defaults.get("ef_search", 128))
+        st.session_state[state.key(collection, "search_ef_search")] = ef
+    fields = state.metadata_fields(collection)
+    chosen = []
+    for name, raw in reading.filters.items():
+        field = fields.get(name)
+        if field is None:
+            known = ", ".join(fields) or "none"
+            problems.append(
+                f"filter.{name}: this collection's documents have no field {name!r} "
+                f"(fields: {known}); the filter was left out."
+            )
+            continue
+        if field.numeric and field.low < field.high:
+            try:
+                picked = range_value(name, raw, field.low, field.high)
+            except ValueError as exc:
+                problems.append(f"{exc} The filter was left out.")
+                continue
+            whole = all(float(v).is_integer() for v in field.values)
+            kind = int if whole else float
+            key = state.key(collection, f"search_filter_range_{name}")
+            st.session_state[key] = (kind(picked[0]), kind(picked[1]))
+        else:
+            by_text = {str(v): v for v in field.values}
+            unknown = [v for v in raw if v not in by_text]
+            if unknown:
+                problems.append(
+                    f"filter.{name}: {', '.join(map(repr, unknown))} is not a value of {name} "
+                    "in this collection; left out."
+                )
+            values_key = state.key(collection, f"search_filter_values_{name}")
+            st.session_state[values_key] = [by_text[v] for v in raw if v in by_text]
+        chosen.append(name)
+    st.session_state[state.key(collection, "search_filter_fields")] = chosen
+    return problems
+
+
+LINKED_KEYS = {
+    "q": "search_query",
+    "mode": "search_mode",
+    "k": "search_k",
+    "threshold": "search_threshold",
+    "rrf_k": "search_rrf_k",
+    "vector_weight": "search_vector_weight",
+    "bm25_weight": "search_bm25_weight",
+    "fusion": "search_fusion",
+}
+"""The link's settings that map one to one on a control of this page, to the control's key."""
+LIMITS = {name: (s.low, s.high) for name, s in SEARCH_SETTINGS.items() if s.low is not None}
+
+
 st.title("Search")
-collection = state.current_collection()
+collection, reading, problems = links.start("search", SEARCH_SETTINGS)
 index = collection.vector_index
+if reading:
+    problems += apply_link(reading, collection)
+links.show_problems(problems)
 
 query = st.text_input(
     "Query",
@@ -151,12 +242,17 @@ mode = left.segmented_control(
     help=MODE_HELP,
     persist_state="session",
 )
-k = middle.slider("Results", 1, 50, 10, key="search_k", persist_state="session")
+k = middle.slider(
+    "Results",
+    *map(int, LIMITS["k"]),
+    SEARCH_SETTINGS["k"].default,
+    key="search_k",
+    persist_state="session",
+)
 threshold = right.slider(
     "Minimum similarity",
-    0.0,
-    1.0,
-    DEFAULT_THRESHOLD,
+    *LIMITS["threshold"],
+    SEARCH_SETTINGS["threshold"].default,
     0.01,
     key="search_threshold",
     help="Vector mode drops results less similar than this to the query. Hybrid drops "
@@ -182,8 +278,7 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
     elif index.kind == "hnsw":
         ef_search = columns[0].number_input(
             "efSearch (graph breadth)",
-            1,
-            4096,
+            *map(int, LIMITS["ef_search"]),
             int(defaults.get("ef_search", 128)),
             key=state.key(collection, "search_ef_search"),
             help="Wider: closer to exact search, slower.",
@@ -193,19 +288,28 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
         columns[0].caption("This collection's flat index is exact: no speed setting to tune.")
     rrf_k = columns[1].number_input(
         "RRF k",
-        1.0,
-        1000.0,
-        float(DEFAULT_RRF_K),
+        *LIMITS["rrf_k"],
+        SEARCH_SETTINGS["rrf_k"].default,
         1.0,
         key="search_rrf_k",
         help="Hybrid: a larger k flattens the difference between ranks.",
         persist_state="session",
     )
     vector_weight = columns[2].slider(
-        "Vector weight", 0.0, 2.0, 1.0, 0.05, key="search_vector_weight", persist_state="session"
+        "Vector weight",
+        *LIMITS["vector_weight"],
+        SEARCH_SETTINGS["vector_weight"].default,
+        0.05,
+        key="search_vector_weight",
+        persist_state="session",
     )
     bm25_weight = columns[3].slider(
-        "BM25 weight", 0.0, 2.0, 1.0, 0.05, key="search_bm25_weight", persist_state="session"
+        "BM25 weight",
+        *LIMITS["bm25_weight"],
+        SEARCH_SETTINGS["bm25_weight"].default,
+        0.05,
+        key="search_bm25_weight",
+        persist_state="session",
     )
     left, middle = st.columns(2)
     fusion = left.selectbox(
@@ -234,8 +338,7 @@ with st.expander("Index and fusion settings", key="search_settings_box"):
     if not floor_auto:
         lexical_margin = middle.slider(
             "BM25 floor: minimum similarity plus (-2: no floor)",
-            -2.0,
-            1.0,
+            *LIMITS["floor"],
             DEFAULT_LEXICAL_MARGIN,
             0.05,
             key="search_lexical_margin",
@@ -315,8 +418,31 @@ except ValueError as exc:
     display.error(exc)
     st.stop()
 st.session_state["search_params"] = params.to_dict()
+link = write_link(
+    {
+        "collection": collection.name,
+        "q": query,
+        "mode": mode,
+        "k": k,
+        "threshold": threshold,
+        "nprobe": nprobe,
+        "ef_search": ef_search,
+        "rrf_k": rrf_k,
+        "vector_weight": vector_weight,
+        "bm25_weight": bm25_weight,
+        "fusion": fusion,
+        "floor": "auto" if floor_auto else lexical_margin,
+        "collapse": aggregation if collapse else "off",
+    },
+    SEARCH_SETTINGS,
+    filters=filters,
+)
+links.publish("search", link)
 
-with st.popover("Save these settings", icon=":material/save:", key="search_save_menu"):
+save_column, link_column = st.columns([1, 3], vertical_alignment="center")
+with link_column:
+    links.copy_link("search", link, key="search_copy_link")
+with save_column.popover("Save these settings", icon=":material/save:", key="search_save_menu"):
     config_name = st.text_input(
         "Configuration name", "my-settings", key="search_config_name", persist_state="session"
     )

@@ -1,4 +1,4 @@
-"""The relevance lab's commands: ``judge``, ``compare``, ``sweep`` and ``tune``.
+"""The relevance lab's commands: ``judge``, ``compare``, ``report``, ``sweep`` and ``tune``.
 
 :func:`add_lab_commands` registers them on the ``search-explorer`` parser. As in
 :mod:`search_core.cli`, every command prints plain text, or JSON with ``--json``, imports what
@@ -86,6 +86,24 @@ def _config(args: argparse.Namespace, value: str) -> tuple[str, SearchParams]:
     raise ValueError(
         f"--config {value!r} is neither a file nor a configuration saved with {args.name!r}"
     )
+
+
+def _configs(args: argparse.Namespace) -> dict[str, SearchParams]:
+    """Every ``--config`` by its label (a second of the same name gets ``-2``)."""
+    configs: dict[str, SearchParams] = {}
+    for value in args.config:
+        label, params = _config(args, value)
+        configs[_unique(label, configs)] = params
+    return configs
+
+
+def _rule(args: argparse.Namespace) -> str:
+    """How several judges' grades were combined, in words; empty for judgments from files."""
+    if args.queries or args.qrels:
+        return ""
+    from .combining import describe_rule
+
+    return describe_rule(args.rule, adjudicated_first=not args.ignore_adjudicated)
 
 
 def _add_judged_options(parser: argparse.ArgumentParser) -> None:
@@ -180,10 +198,7 @@ def cmd_judge_pool(args: argparse.Namespace) -> int:
         raise ValueError("judge pool needs configurations: --config A.json --config B.json")
     collection = open_collection(args.name, args.home)
     store = open_judgments(args.name, args.set, args.home)
-    configs: dict[str, SearchParams] = {}
-    for value in args.config:
-        label, params = _config(args, value)
-        configs[_unique(label, configs)] = params
+    configs = _configs(args)
     with tqdm(desc="pool", file=sys.stderr, leave=False, disable=None) as bar:
 
         def step(done: int, total: int) -> None:
@@ -291,10 +306,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError("compare needs at least two runs: --config A.json --config B.json")
     collection = open_collection(args.name, args.home)
     query_set, qrels = _judged_queries(args)
-    configs: dict[str, SearchParams] = {}
-    for value in args.config:
-        label, params = _config(args, value)
-        configs[_unique(label, configs)] = params
+    configs = _configs(args)
     # each query is embedded once for all the configurations
     runs = run_configurations(collection, query_set.queries, configs)
     if args.save:
@@ -305,11 +317,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for snapshot_id in args.snapshot:
         snapshot = load_snapshot(args.name, snapshot_id, args.home)
         runs[_unique(snapshot.name, runs)] = snapshot.run
-    rule = ""
-    if not (args.queries or args.qrels):
-        from .combining import describe_rule
-
-        rule = describe_rule(args.rule, adjudicated_first=not args.ignore_adjudicated)
     comparison = compare(
         qrels,
         runs,
@@ -317,7 +324,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         queries=query_set.queries,
         stat_test=args.test,
         max_p=args.max_p,
-        rule=rule,
+        rule=_rule(args),
     )
     view = None
     if args.query:
@@ -392,6 +399,62 @@ def _print_comparison(comparison: Any) -> None:
                 f"  {row['query_id']:>10}  {name}: {row[f'delta:{name}']:+.4f}  "
                 f"({row[baseline]:.4f} -> {row[name]:.4f})  {row['query'][:60]}"
             )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .collection import open_collection
+    from .evaluation import run_configurations
+    from .judgments import open_judgments
+    from .lab import compare
+    from .report import build_report, write_report
+
+    if len(args.config) < 2:
+        raise ValueError(
+            "report needs at least two configurations: --config A.json --config B.json"
+        )
+    if args.changed < 1:
+        raise ValueError(f"--changed must be at least 1, got {args.changed}")
+    collection = open_collection(args.name, args.home)
+    query_set, qrels = _judged_queries(args)
+    configs = _configs(args)
+    if args.challenger is not None and args.challenger not in list(configs)[1:]:
+        raise ValueError(
+            f"--challenger {args.challenger!r} is not a configuration compared with the baseline "
+            f"{next(iter(configs))!r}; valid: {', '.join(list(configs)[1:])}"
+        )
+    runs = run_configurations(collection, query_set.queries, configs)
+    set_name, judges = "", []
+    if not (args.queries or args.qrels):
+        set_name = args.set or "default"
+        judges = open_judgments(args.name, set_name, args.home).judges()
+    comparison = compare(
+        qrels,
+        runs,
+        k=args.k,
+        queries=query_set.queries,
+        stat_test=args.test,
+        max_p=args.max_p,
+        rule=_rule(args),
+    )
+    report = build_report(
+        collection,
+        comparison,
+        runs,
+        qrels,
+        query_set.queries,
+        configs,
+        judgment_set=set_name,
+        judges=judges,
+        changed=args.changed,
+        challenger=args.challenger,
+        title=args.title,
+    )
+    path = write_report(report, args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 # --------------------------------------------------------------------------- sweep
@@ -495,7 +558,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def add_lab_commands(subparsers: Any) -> None:
-    """Register ``judge``, ``compare``, ``sweep`` and ``tune`` on the ``search-explorer`` parser.
+    """Register ``judge``, ``compare``, ``report``, ``sweep`` and ``tune`` on the parser.
 
     Args:
         subparsers: the object ``ArgumentParser.add_subparsers`` returned.
@@ -596,6 +659,30 @@ def add_lab_commands(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
+
+    p = subparsers.add_parser(
+        "report", help="compare configurations and write a self-contained HTML report"
+    )
+    p.add_argument("name", help="collection")
+    _add_config_option(p, "; first = baseline")
+    _add_judged_options(p)
+    p.add_argument("-k", type=int, default=10, help="metric cutoff")
+    p.add_argument(
+        "--test", choices=tuple(STAT_TESTS), default="student", help="paired significance test"
+    )
+    p.add_argument("--max-p", type=float, default=0.05, help="significance level")
+    p.add_argument(
+        "--changed", type=int, default=5, help="most improved and most worsened queries shown"
+    )
+    p.add_argument(
+        "--challenger",
+        default=None,
+        metavar="NAME",
+        help="configuration whose changed queries are shown (default: the second)",
+    )
+    p.add_argument("--title", default="", help="the report's title")
+    p.add_argument("--out", required=True, metavar="REPORT.html", help="HTML file to write")
+    p.set_defaults(func=cmd_report)
 
     p = subparsers.add_parser("sweep", help="threshold, fusion or ANN sweep; ANN health")
     p.add_argument("name", help="collection")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import math
 import re
-import textwrap
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -25,8 +24,20 @@ from plotly.subplots import make_subplots
 
 from search_core.agreement import AgreementReport, Disagreement
 from search_core.analysis import ENGLISH, Analyzer
+from search_core.charts import (  # noqa: F401 - the pages use them from here
+    coverage_text,
+    coverage_warning,
+    delta_chart,
+    differences,
+    interval_text,
+    metric_names,
+    plot_text,
+    snippet,
+    wins_chart,
+)
+from search_core.charts import layout as _layout
 from search_core.judgments import Pool
-from search_core.lab import COVERAGE_WARNING, Comparison, SideBySide, Snapshot
+from search_core.lab import Comparison, SideBySide, Snapshot
 from search_core.lexical import JOINERS
 from search_core.pooling import PoolProgress
 from search_core.search import SearchParams
@@ -175,18 +186,6 @@ def _with_punctuation(text: str, low: int, start: int, end: int) -> tuple[int, i
     return before, after
 
 
-def snippet(text: str, limit: int = 220) -> str:
-    """The start of a text on one line, cut at a word."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " …"
-
-
-def plot_text(text: object, width: int = 60, limit: int = 220) -> str:
-    """Text for a Plotly label or hover: HTML-escaped, wrapped with ``<br>``."""
-    lines = textwrap.wrap(snippet(str(text), limit), width) or [""]
-    return "<br>".join(html.escape(line) for line in lines)
-
-
 # --------------------------------------------------------------------------- results
 
 
@@ -271,18 +270,6 @@ def hit_header(hit: Hit) -> str:
 
 
 # --------------------------------------------------------------------------- charts
-
-
-def _layout(fig: go.Figure, height: int = 320, **extra: Any) -> go.Figure:
-    # The legend goes under the plot: above it, the toolbars that appear on hover (Plotly's
-    # and Streamlit's, top right) would cover its end.
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "x": 0},
-        **extra,
-    )
-    return fig
 
 
 CACHED_PATTERN = "/"
@@ -694,44 +681,6 @@ def ann_chart(rows: Sequence[Mapping[str, Any]], parameter: str, k: int) -> go.F
     return _layout(fig, 360)
 
 
-def wins_chart(wins: Mapping[str, Mapping[str, int]], baseline: str) -> go.Figure:
-    """Wins, ties and losses of each configuration against the baseline."""
-    names = list(wins)
-    fig = go.Figure()
-    for outcome, color in (("wins", "#2e7d32"), ("ties", "#bdbdbd"), ("losses", "#c62828")):
-        fig.add_bar(
-            y=names,
-            x=[wins[n][outcome] for n in names],
-            name=outcome,
-            orientation="h",
-            marker_color=color,
-            hovertemplate=f"%{{x}} queries: {outcome}<extra></extra>",
-        )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title=f"queries, compared with {baseline}")
-    return _layout(fig, 120 + 45 * len(names))
-
-
-def delta_chart(rows: Sequence[Mapping[str, Any]], name: str, metric: str) -> go.Figure:
-    """Per-query difference of one configuration against the baseline, sorted."""
-    ordered = sorted(rows, key=lambda r: r[f"delta:{name}"])
-    deltas = [r[f"delta:{name}"] for r in ordered]
-    fig = go.Figure(
-        go.Bar(
-            x=list(range(1, len(ordered) + 1)),
-            y=deltas,
-            marker_color=[
-                "#2e7d32" if d > 0 else "#c62828" if d < 0 else "#bdbdbd" for d in deltas
-            ],
-            hovertext=[plot_text(f"{r['query_id']}: {r['query']}") for r in ordered],
-            hoverinfo="text+y",
-        )
-    )
-    fig.update_xaxes(title="queries, sorted by the difference", showticklabels=False)
-    fig.update_yaxes(title=f"{metric} difference")
-    return _layout(fig, 300)
-
-
 def tune_chart(defaults: Mapping[str, float], held_out: float, chosen: float) -> go.Figure:
     """The default modes' nDCG@10 next to the tuned setting's held-out and in-sample scores."""
     names = [f"default {m}" for m in defaults] + ["tuned, held-out", "tuned, on all queries"]
@@ -831,55 +780,18 @@ def configurations_table(configs: Mapping[str, SearchParams]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def interval_text(interval: tuple[float, float]) -> str:
-    """A 95% interval as people read it, three places: ``0.712 – 0.801``."""
-    low, high = interval
-    return f"{low:.3f} – {high:.3f}"
-
-
-def coverage_text(coverage: float) -> str:
-    """A judged coverage as a percent with one decimal, rounded down so that a coverage under
-    the warning's 90% never reads ``90.0%``."""
-    return f"{math.floor(coverage * 1000 + 1e-9) / 10:.1f}%"
-
-
 def significance_table(result: Comparison) -> pd.DataFrame:
-    """Each configuration against the baseline, per metric: the mean difference (that
-    configuration minus the baseline) with its bootstrap 95% interval, the p-value and whether
-    it is significant."""
-    baseline = result.reports[result.names[0]].metrics
-    rows = []
-    for name, values in result.p_values.items():
-        for metric, p in values.items():
-            rows.append(
-                {
-                    "configuration": name,
-                    "metric": metric_names(result.k).get(metric, metric),
-                    "difference": round(result.reports[name].metrics[metric] - baseline[metric], 3),
-                    "95% CI": interval_text(result.difference_intervals[name][metric]),
-                    "p-value": p,
-                    "significant": "yes" if result.significant[name][metric] else "no",
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def coverage_warning(result: Comparison) -> str | None:
-    """One sentence naming the configurations whose top k is under ``COVERAGE_WARNING`` (90%)
-    judged, with their coverage, or None when every one is judged enough.
-
-    Plain text: in Markdown (``st.warning``) show it through :func:`md`, since configuration
-    names may hold ``_``.
-    """
-    if not result.low_coverage:
-        return None
-    named = [
-        f"{name} ({coverage_text(result.reports[name].coverage)})" for name in result.low_coverage
-    ]
-    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
-    return (
-        f"Under {COVERAGE_WARNING:.0%} of the top {result.k} results are judged for {listed}, "
-        "so the metrics undercount them: a result nobody judged counts as not relevant."
+    """Each configuration against the baseline, per metric (:func:`charts.differences`), the
+    difference to three places."""
+    return pd.DataFrame(
+        [
+            {
+                **row,
+                "difference": round(row["difference"], 3),
+                "significant": "yes" if row["significant"] else "no",
+            }
+            for row in differences(result)
+        ]
     )
 
 
@@ -965,24 +877,6 @@ def snapshots_table(snapshots: Sequence[Snapshot]) -> pd.DataFrame:
             for s in reversed(snapshots)
         ]
     )
-
-
-def metric_names(k: int) -> dict[str, str]:
-    """Readable names of the lab's columns at cutoff k."""
-    return {
-        "name": "configuration",
-        f"ndcg@{k}": f"nDCG@{k}",
-        f"recall@{k}": f"Recall@{k}",
-        f"mrr@{k}": f"MRR@{k}",
-        f"precision@{k}": f"P@{k}",
-        "map": "MAP",
-        "zero_result_share": "no result (share)",
-        f"unjudged@{k}": f"unjudged in top {k}",
-        "unjudged_share": "unjudged (share)",
-        "coverage": f"judged@{k}",
-        "judged_queries": "judged queries",
-        "queries": "queries",
-    }
 
 
 def metrics_table(
