@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .collection import Collection
-    from .evaluation import Qrels, QuerySet
+    from .evaluation import Qrels, QuerySet, RunDict
+    from .lab import Comparison
     from .search import SearchParams
 
 __all__ = ["add_lab_commands"]
@@ -104,6 +105,23 @@ def _rule(args: argparse.Namespace) -> str:
     from .combining import describe_rule
 
     return describe_rule(args.rule, adjudicated_first=not args.ignore_adjudicated)
+
+
+def _compare(
+    args: argparse.Namespace, qrels: Qrels, runs: dict[str, RunDict], queries: dict[str, str]
+) -> Comparison:
+    """The runs compared as the options say (``-k``, ``--test``, ``--max-p``, the rule)."""
+    from .lab import compare
+
+    return compare(
+        qrels,
+        runs,
+        k=args.k,
+        queries=queries,
+        stat_test=args.test,
+        max_p=args.max_p,
+        rule=_rule(args),
+    )
 
 
 def _add_judged_options(parser: argparse.ArgumentParser) -> None:
@@ -300,7 +318,7 @@ def cmd_judge_add(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .collection import open_collection
     from .evaluation import run_configurations
-    from .lab import compare, evaluate, load_snapshot, save_snapshot, side_by_side
+    from .lab import evaluate, load_snapshot, save_snapshot, side_by_side
 
     if len(args.config) + len(args.snapshot) < 2:
         raise ValueError("compare needs at least two runs: --config A.json --config B.json")
@@ -317,15 +335,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for snapshot_id in args.snapshot:
         snapshot = load_snapshot(args.name, snapshot_id, args.home)
         runs[_unique(snapshot.name, runs)] = snapshot.run
-    comparison = compare(
-        qrels,
-        runs,
-        k=args.k,
-        queries=query_set.queries,
-        stat_test=args.test,
-        max_p=args.max_p,
-        rule=_rule(args),
-    )
+    comparison = _compare(args, qrels, runs, query_set.queries)
     view = None
     if args.query:
         view = side_by_side(
@@ -408,7 +418,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .collection import open_collection
     from .evaluation import run_configurations
     from .judgments import open_judgments
-    from .lab import compare
     from .report import build_report, write_report
 
     if len(args.config) < 2:
@@ -430,15 +439,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (args.queries or args.qrels):
         set_name = args.set or "default"
         judges = open_judgments(args.name, set_name, args.home).judges()
-    comparison = compare(
-        qrels,
-        runs,
-        k=args.k,
-        queries=query_set.queries,
-        stat_test=args.test,
-        max_p=args.max_p,
-        rule=_rule(args),
-    )
+    comparison = _compare(args, qrels, runs, query_set.queries)
     report = build_report(
         collection,
         comparison,

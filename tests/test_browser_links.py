@@ -21,11 +21,12 @@ from search_core.judgments import DEFAULT_SET, import_judgments, open_judgments
 from search_core.lab import save_config
 from search_core.search import SearchParams
 from tests.app_server import running_app
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, SCRIPT, SHOTS, SLOW
+from tests.test_browser import SCRIPT, SHOTS, SLOW, browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
+__all__ = ["browser"]  # the fixture, imported to be used here
 
 NOTES_CSV = (
     "id,title,text\n"
@@ -69,14 +70,6 @@ def home(tmp_path_factory: pytest.TempPathFactory, sample_collection, embedder) 
 def app(home: Path) -> Iterator[str]:
     with running_app(home, start_timeout=90) as running:
         yield running.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Tab:
