@@ -62,6 +62,8 @@ from .embedding import (
     text_sha256,
 )
 from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
+from .filters import Filters
+from .filters import chunk_mask as filter_mask
 from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
 from .settings import (
     DEFAULT_BACKEND,
@@ -209,6 +211,10 @@ class CollectionInfo:
     backend: str = "torch"
 
 
+KEPT_MASKS = 32
+"""Filter masks an opened collection keeps (:meth:`Collection.chunk_mask`)."""
+
+
 class Collection:
     """An opened collection: documents, chunks, vectors and both indexes, in memory.
 
@@ -243,6 +249,7 @@ class Collection:
         )
         self.titles = {d.doc_id: d.title for d in documents}
         self._engines: dict[tuple[str, float, float], LexicalIndex] = {}
+        self._masks: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     @property
@@ -295,6 +302,33 @@ class Collection:
                     self.indexed_texts(), engine, k1=k1, b=b, analyzer=self.analyzer
                 )
             return self._engines[key]
+
+    def chunk_mask(self, filters: Filters | None) -> np.ndarray | None:
+        """The chunks whose document passes metadata ``filters`` (None: no filter at all).
+
+        A query without filters reads no document. A filter's mask is worked out over the
+        documents once and kept (the last :data:`KEPT_MASKS` filters), so a run of many
+        queries with one filter, or a person searching under it, does not go over every
+        document's metadata in Python for each query. The mask is read-only.
+
+        Raises:
+            ValueError: an invalid filter, or one on a field no document has
+                (:func:`search_core.filters.chunk_mask`).
+        """
+        if not filters:
+            return None
+        key = json.dumps(filters, sort_keys=True, default=repr)
+        with self._lock:
+            kept = self._masks.pop(key, None)
+            if kept is None:
+                metadata = [d.metadata for d in self.documents]
+                kept = filter_mask(filters, metadata, self.chunk_doc_index)
+                assert kept is not None
+                kept.flags.writeable = False
+            self._masks[key] = kept  # the most recent last
+            while len(self._masks) > KEPT_MASKS:
+                self._masks.pop(next(iter(self._masks)))
+            return kept
 
     def indexed_texts(self) -> list[str]:
         """The text of every chunk as embedded and indexed (title + chunk text)."""

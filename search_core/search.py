@@ -26,7 +26,7 @@ import numpy as np
 from .candidates import AGGREGATIONS, GatherTimes, gather, rank_deepening
 from .collection import Collection
 from .embedding import clean_text
-from .filters import chunk_mask, validate_filters
+from .filters import validate_filters
 from .fusion import FUSION_METHODS
 from .lexical import ENGINES
 from .settings import (
@@ -259,8 +259,7 @@ def run_search(
         FingerprintMismatchError: the model loaded now is not the collection's.
     """
     query = clean_text(query)
-    doc_metadata = [d.metadata for d in collection.documents]
-    mask = chunk_mask(params.filters, doc_metadata, collection.chunk_doc_index)
+    mask = collection.chunk_mask(params.filters)
     uses_vector = params.mode in ("vector", "hybrid")
     embed_ms = 0.0
     if uses_vector:

@@ -51,7 +51,7 @@ def states(registry: dict[str, LinkSetting]) -> st.SearchStrategy[dict[str, Any]
 
 
 @pytest.mark.parametrize("page", list(REGISTRIES))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_a_state_written_as_a_link_reads_back_the_same(page: str, data: st.DataObject) -> None:
     registry = REGISTRIES[page]
@@ -108,7 +108,7 @@ def test_the_last_value_of_a_repeated_parameter_counts_except_for_lists() -> Non
     assert reading.values["config"] == ("a", "b")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.dictionaries(
         st.text(max_size=12) | st.sampled_from([*SEARCH_SETTINGS, "filter.domain", "page"]),

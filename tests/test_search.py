@@ -237,3 +237,44 @@ def test_identifier_match_lifts_the_exact_order_in_hybrid(tmp_path: Path, embedd
         assert not any(h.identifier_match for h in hybrid.hits[1:])
         without = search(collection, query, mode="hybrid", k=5, identifier_match=False)
         assert not any(h.identifier_match for h in without.hits)
+
+
+class _CountedDocuments(list):
+    """A collection's documents that count how often a search goes over all of them."""
+
+    passes = 0
+
+    def __iter__(self):
+        type(self).passes += 1
+        return super().__iter__()
+
+
+def test_a_query_goes_over_every_document_only_for_a_filter_it_has_not_seen(
+    tmp_path, embedder
+) -> None:
+    docs = [
+        Document(f"{domain}-{i}", text, title="", metadata={"domain": domain, "score": score})
+        for i, (domain, text, score) in enumerate(TOPICS)
+    ]
+    collection = build_collection("counted", _report(docs), home=tmp_path, embedder=embedder)
+    collection.documents = _CountedDocuments(collection.documents)
+    _CountedDocuments.passes = 0
+    for query in ("brake noise", "refund", "CVE-2024-1234"):
+        for mode in ("vector", "bm25", "hybrid"):
+            run_search(collection, query, SearchParams(mode=mode))
+    assert _CountedDocuments.passes == 0  # no filter: no document read
+
+    legal = SearchParams(mode="hybrid", threshold=-1, filters={"domain": "legal"})
+    first = run_search(collection, "notice", legal)
+    for query in ("notice", "liability", "confidential"):
+        assert {h.doc_id.split("-")[0] for h in run_search(collection, query, legal).hits} == {
+            "legal"
+        }
+    assert _CountedDocuments.passes == 1  # one pass for the filter, kept for the next queries
+    assert [h.doc_id for h in run_search(collection, "notice", legal).hits] == [
+        h.doc_id for h in first.hits
+    ]
+    mask = collection.chunk_mask({"domain": "legal"})
+    assert mask is not None and not mask.flags.writeable
+    with pytest.raises(ValueError, match="domain"):
+        collection.chunk_mask({"domian": "legal"})
