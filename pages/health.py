@@ -65,7 +65,14 @@ rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on 
 columns = st.columns(5)
 columns[0].metric("Documents", f"{counts['documents']:,}")
 columns[1].metric("Chunks", f"{counts['chunks']:,}")
-columns[2].metric("Vectors in memory", megabytes(collection.embeddings.nbytes))
+columns[2].metric(
+    "Vectors, mapped from disk" if collection.vectors_mapped else "Vectors in memory",
+    megabytes(collection.embeddings.nbytes),
+    help="Read from the collection's file as searches use them: the system's file cache holds "
+    "them, and gives the memory back when it is needed elsewhere."
+    if collection.vectors_mapped
+    else None,
+)
 columns[3].metric("Index in memory", megabytes(index.memory_bytes()))
 columns[4].metric("On disk", megabytes(stored))
 st.caption(

@@ -77,6 +77,7 @@ from .storage import (
     fsync_dir,
     json_bytes,
     json_load,
+    map_member,
     npy_bytes,
     npy_load,
     read_member,
@@ -211,6 +212,10 @@ class CollectionInfo:
     backend: str = "torch"
 
 
+MAPPED_FILES = frozenset({"embeddings.npy"})
+"""Files an opened collection maps from disk instead of reading: its vectors (float32, the
+largest file) are paged in as searches use them, so opening never holds them in memory."""
+
 KEPT_MASKS = 32
 """Filter masks an opened collection keeps (:meth:`Collection.chunk_mask`)."""
 
@@ -302,6 +307,17 @@ class Collection:
                     self.indexed_texts(), engine, k1=k1, b=b, analyzer=self.analyzer
                 )
             return self._engines[key]
+
+    @property
+    def vectors_mapped(self) -> bool:
+        """Whether the vectors are mapped from the collection's file (an opened collection)
+        rather than held in memory (one just built)."""
+        base: Any = self.embeddings
+        while base is not None:
+            if isinstance(base, np.memmap):
+                return True
+            base = getattr(base, "base", None)
+        return False
 
     def chunk_mask(self, filters: Filters | None) -> np.ndarray | None:
         """The chunks whose document passes metadata ``filters`` (None: no filter at all).
@@ -859,11 +875,12 @@ def _load(
         )
         if current != stored:
             raise FingerprintMismatchError(name, stored, current)
-    data = {name: _read_listed(folder, manifest, name) for name in manifest["files"]}
+    mapped = MAPPED_FILES & set(manifest["files"])
+    data = {n: _read_listed(folder, manifest, n) for n in manifest["files"] if n not in mapped}
     try:
         documents = _documents_from(data["documents.parquet"], "documents.parquet")
         chunks = _chunks_from(data["chunks.parquet"], "chunks.parquet")
-        embeddings = npy_load(data["embeddings.npy"], "embeddings.npy")
+        embeddings = _map_listed(folder, manifest, "embeddings.npy")
         try:
             vector_index = VectorIndex.from_bytes(
                 data["vector.faiss"], manifest["index"], embeddings
@@ -907,6 +924,14 @@ def _read_listed(folder: Path, manifest: dict[str, Any], name: str) -> bytes:
     if not isinstance(meta, dict):
         raise IntegrityError(f"{folder}: file {name!r} is missing from the manifest")
     return read_member(folder, name, meta.get("sha256"), meta.get("bytes"))
+
+
+def _map_listed(folder: Path, manifest: dict[str, Any], name: str) -> np.ndarray:
+    """A ``.npy`` file the manifest lists, checked, then memory-mapped read-only."""
+    meta = manifest["files"].get(name)
+    if not isinstance(meta, dict):
+        raise IntegrityError(f"{folder}: file {name!r} is missing from the manifest")
+    return map_member(folder, name, meta.get("sha256"), meta.get("bytes"))
 
 
 def load_probes(collection: Collection) -> tuple[list[str], np.ndarray]:

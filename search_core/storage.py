@@ -16,6 +16,7 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -242,6 +243,14 @@ def read_member(
         IntegrityError: the name, checksum or size is not acceptable, or as for
             :func:`read_verified`.
     """
+    path, sha256, size = _record(folder, name, expected_sha256, expected_size)
+    return read_verified(path, sha256, size)
+
+
+def _record(
+    folder: Path, name: object, expected_sha256: object, expected_size: object
+) -> tuple[Path, str, int | None]:
+    """A record's file, checksum and size, each checked before anything is opened."""
     name = check_member_name(folder, name)
     if not isinstance(expected_sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", expected_sha256):
         raise IntegrityError(f"{folder / name}: the record holds no valid sha256 for it")
@@ -249,7 +258,68 @@ def read_member(
         isinstance(expected_size, bool) or not isinstance(expected_size, int) or expected_size < 0
     ):
         raise IntegrityError(f"{folder / name}: the record holds an invalid size {expected_size!r}")
-    return read_verified(folder / name, expected_sha256, expected_size)
+    return folder / name, expected_sha256, expected_size
+
+
+def map_member(
+    folder: Path, name: object, expected_sha256: object, expected_size: object = None
+) -> np.ndarray:
+    """Memory-map a ``.npy`` file a record lists, read-only, once its checksum matched.
+
+    The checksum is computed by streaming the file, so the array is never read into the
+    process's memory: its pages come from the file (the page cache) as they are used. The
+    file is checked and mapped through one open descriptor: a file swapped by a concurrent
+    writer between the check and the mapping cannot be mapped unchecked.
+
+    Raises:
+        IntegrityError: as for :func:`read_member`, or the file is not a valid non-pickle
+            ``.npy`` array of the size its header says.
+    """
+    path, sha256, size = _record(folder, name, expected_sha256, expected_size)
+    try:
+        fd, info = _open_regular(path)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise IntegrityError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        if size is not None and info.st_size != size:
+            raise IntegrityError(
+                f"{path}: checksum mismatch (the file has {info.st_size:,} bytes, "
+                f"{size:,} were written); the file was changed or damaged after it was written"
+            )
+        actual = _stream_sha256(fd)
+        if actual != sha256:
+            raise _mismatch(path, sha256, actual)
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return _map_npy(handle, path, info.st_size)
+    except OSError as exc:
+        raise IntegrityError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+
+
+def _map_npy(handle: Any, path: Path, size: int) -> np.ndarray:
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, OSError, EOFError) as exc:
+        raise IntegrityError(f"{path}: not a valid .npy array ({exc})") from exc
+    if dtype.hasobject:
+        raise IntegrityError(f"{path}: holds Python objects (pickle); not read")
+    offset = handle.tell()
+    if offset + dtype.itemsize * math.prod(shape) != size:
+        raise IntegrityError(f"{path}: its header does not match its size; not read")
+    if math.prod(shape) == 0:
+        return np.empty(shape, dtype=dtype)
+    mapped = np.memmap(
+        handle, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C"
+    )
+    return mapped.view(np.ndarray)  # a plain read-only array; the mapping lives as its base
 
 
 def read_small(path: Path, limit: int) -> bytes:

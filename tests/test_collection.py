@@ -255,3 +255,21 @@ def test_build_names_each_stage_before_it_starts_and_loads_the_model_in_its_own(
     # loading (or exporting) the model comes after "model" is named, before anything else
     where = events.index(("load model", 0, 0))
     assert events[where - 1] == ("model", 0, 1) and events[where + 1] == ("model", 1, 1)
+
+
+def test_an_opened_collection_maps_its_vectors_read_only(tmp_path, embedder) -> None:
+    from search_core.collection import BuildOptions, build_collection, open_collection
+
+    source = tmp_path / "notes.csv"
+    source.write_text(
+        "id,text\nn1,Refunds go back to the card.\nn2,Brake pads squeal when worn.\n",
+        encoding="utf-8",
+    )
+    built = build_collection("notes", source, BuildOptions(), home=tmp_path, embedder=embedder)
+    assert not built.vectors_mapped
+    opened = open_collection("notes", tmp_path, embedder=embedder)
+    assert opened.vectors_mapped and not opened.embeddings.flags.writeable
+    assert type(opened.embeddings) is np.ndarray  # a plain array to every caller
+    np.testing.assert_array_equal(opened.embeddings, built.embeddings)
+    with pytest.raises(ValueError, match="read-only"):
+        opened.embeddings[0, 0] = 1.0

@@ -253,6 +253,36 @@ def test_a_truncated_file_with_forged_checksums_is_still_refused(
         open_collection(NAME, home, embedder=embedder)
 
 
+@pytest.mark.parametrize("kind", ["objects", "longer", "version-9"])
+def test_mapped_vectors_with_forged_checksums_are_refused_before_mapping(
+    home: Path, embedder: FakeEmbedder, kind: str
+) -> None:
+    """The vectors are memory-mapped, not parsed by numpy's loader: a re-signed file that
+    holds Python objects, more bytes than its header says, or an unknown format is refused."""
+    import io
+
+    import numpy as np
+
+    path = version_folder(home) / "embeddings.npy"
+    data = path.read_bytes()
+    if kind == "objects":
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        data = buffer.getvalue()
+    elif kind == "longer":
+        data += b"\0" * 4
+    else:
+        data = data[:6] + bytes([9, 0]) + data[8:]
+    resign(home, "embeddings.npy", data)
+    said = {
+        "objects": "Python objects",
+        "longer": "does not match its size",
+        "version-9": "not a valid",
+    }
+    with pytest.raises(IntegrityError, match=said[kind]):
+        open_collection(NAME, home, embedder=embedder)
+
+
 # --- the judgment journal ---------------------------------------------------------------------
 
 
