@@ -169,6 +169,27 @@ def _mismatch(path: Path, expected: str, actual: str) -> IntegrityError:
     )
 
 
+def _open_checked(path: Path, expected_size: int | None) -> tuple[int, os.stat_result]:
+    """Open a plain file whose size is the recorded one (when one was recorded).
+
+    Raises:
+        IntegrityError: the file is missing, unreadable, not a plain file, or of another size
+            (a checksum cannot match: the file is not even read).
+    """
+    try:
+        fd, info = _open_regular(path)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise IntegrityError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if expected_size is not None and info.st_size != expected_size:
+        os.close(fd)
+        raise IntegrityError(
+            f"{path}: checksum mismatch (the file has {info.st_size:,} bytes, "
+            f"{expected_size:,} were written); the file was changed or damaged after it was "
+            "written"
+        )
+    return fd, info
+
+
 def read_verified(path: Path, expected_sha256: str, expected_size: int | None = None) -> bytes:
     """Read a whole plain file and check it against its recorded checksum (and size).
 
@@ -189,17 +210,8 @@ def read_verified(path: Path, expected_sha256: str, expected_size: int | None = 
         IntegrityError: the file is missing, unreadable, not a plain file, of the wrong size,
             or its content changed.
     """
+    fd, info = _open_checked(path, expected_size)
     try:
-        fd, info = _open_regular(path)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise IntegrityError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    try:
-        if expected_size is not None and info.st_size != expected_size:
-            raise IntegrityError(  # a checksum cannot match: the file is not even read
-                f"{path}: checksum mismatch (the file has {info.st_size:,} bytes, "
-                f"{expected_size:,} were written); the file was changed or damaged after it was "
-                "written"
-            )
         if expected_size is None:
             actual = _stream_sha256(fd)
             if actual != expected_sha256:
@@ -276,16 +288,8 @@ def map_member(
             ``.npy`` array of the size its header says.
     """
     path, sha256, size = _record(folder, name, expected_sha256, expected_size)
+    fd, info = _open_checked(path, size)
     try:
-        fd, info = _open_regular(path)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise IntegrityError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    try:
-        if size is not None and info.st_size != size:
-            raise IntegrityError(
-                f"{path}: checksum mismatch (the file has {info.st_size:,} bytes, "
-                f"{size:,} were written); the file was changed or damaged after it was written"
-            )
         actual = _stream_sha256(fd)
         if actual != sha256:
             raise _mismatch(path, sha256, actual)
