@@ -20,8 +20,9 @@ from search_core.lab import save_config
 from search_core.links import SEARCH_SETTINGS, LinkReading, range_value, write_link
 from search_core.search import SearchParams
 from search_core.settings import DEFAULT_LEXICAL_MARGIN
+from search_core.sweeps import ANN_PARAMETERS
 from search_core.types import Hit
-from search_core.vector_index import default_params
+from search_core.vector_index import VectorIndex, default_params
 from ui import display, links, state
 
 MODES = {
@@ -132,6 +133,17 @@ SCORE_CAPTIONS = {
 }
 
 
+def index_defaults(index: VectorIndex) -> dict[str, int]:
+    """The index's own search settings: ``nlist`` and ``nprobe`` (ivf, ivfpq), ``ef_search``
+    (hnsw); what its controls start at and what a link falls back to."""
+    params = index.params or default_params(index.kind, index.ntotal, index.dim)
+    return {
+        "nlist": int(params.get("nlist", 1)),
+        "nprobe": int(params.get("nprobe", 1)),
+        "ef_search": int(params.get("ef_search", 128)),
+    }
+
+
 def apply_link(reading: LinkReading, collection: Collection) -> list[str]:
     """Set the page's controls to a link's settings (defaults where it gives none).
 
@@ -148,8 +160,8 @@ def apply_link(reading: LinkReading, collection: Collection) -> list[str]:
     if values["collapse"] != "off":
         st.session_state["search_aggregation"] = values["collapse"]
     index = collection.vector_index
-    defaults = index.params or default_params(index.kind, index.ntotal, index.dim)
-    tunable = {"ivf": "nprobe", "ivfpq": "nprobe", "hnsw": "ef_search"}.get(index.kind)
+    defaults = index_defaults(index)
+    tunable = ANN_PARAMETERS.get(index.kind)
     for name in ("nprobe", "ef_search"):
         if name in reading.given and name != tunable:
             problems.append(
@@ -157,16 +169,16 @@ def apply_link(reading: LinkReading, collection: Collection) -> list[str]:
                 f"{index.kind}; it was left out."
             )
     if tunable == "nprobe":
-        nlist = int(defaults["nlist"])
-        nprobe = values["nprobe"] or int(defaults.get("nprobe", 1))
-        if nprobe > nlist:
+        nprobe = values["nprobe"] or defaults["nprobe"]
+        if nprobe > defaults["nlist"]:
             problems.append(
-                f"nprobe={nprobe} is more than this index's {nlist} lists; it was left out."
+                f"nprobe={nprobe} is more than this index's {defaults['nlist']} lists; it was "
+                "left out."
             )
-            nprobe = int(defaults.get("nprobe", 1))
+            nprobe = defaults["nprobe"]
         st.session_state[state.key(collection, "search_nprobe")] = nprobe
     elif tunable == "ef_search":
-        ef = values["ef_search"] or int(defaults.get("ef_search", 128))
+        ef = values["ef_search"] or defaults["ef_search"]
         st.session_state[state.key(collection, "search_ef_search")] = ef
     fields = state.metadata_fields(collection)
     chosen = []
@@ -264,22 +276,22 @@ threshold = right.slider(
 with st.expander("Index and fusion settings", key="search_settings_box"):
     columns = st.columns(4)
     nprobe = ef_search = None
-    defaults = index.params or default_params(index.kind, index.ntotal, index.dim)
-    if index.kind in ("ivf", "ivfpq"):
+    defaults = index_defaults(index)
+    if ANN_PARAMETERS.get(index.kind) == "nprobe":
         nprobe = columns[0].number_input(
             "nprobe (lists searched)",
             1,
-            int(defaults["nlist"]),
-            int(defaults.get("nprobe", 1)),
+            defaults["nlist"],
+            defaults["nprobe"],
             key=state.key(collection, "search_nprobe"),
             help="More lists: closer to exact search, slower.",
             persist_state="session",
         )
-    elif index.kind == "hnsw":
+    elif ANN_PARAMETERS.get(index.kind) == "ef_search":
         ef_search = columns[0].number_input(
             "efSearch (graph breadth)",
             *map(int, LIMITS["ef_search"]),
-            int(defaults.get("ef_search", 128)),
+            defaults["ef_search"],
             key=state.key(collection, "search_ef_search"),
             help="Wider: closer to exact search, slower.",
             persist_state="session",

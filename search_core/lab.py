@@ -77,6 +77,8 @@ STAT_TESTS: dict[str, str] = {
 """The significance tests ranx offers, by name (computed here as ranx computes them)."""
 RANDOMIZATIONS = 1000
 """Random sign flips of Fisher's randomization test (ranx's default, with seed 42)."""
+TIE_MARGIN = 1e-12
+"""A per-query difference within this of zero is a tie (float noise, not a change)."""
 COVERAGE_WARNING = 0.9
 """Judged coverage of a run's top k below which a comparison warns.
 
@@ -819,7 +821,7 @@ def compare(
         for name in names[1:]:
             delta = scores_by_query[name][qid] - base_score
             row[f"delta:{name}"] = delta
-            outcome = "wins" if delta > 1e-12 else "losses" if delta < -1e-12 else "ties"
+            outcome = "wins" if delta > TIE_MARGIN else "losses" if delta < -TIE_MARGIN else "ties"
             wtl[name][outcome] += 1
         per_query.append(row)
     table = tuple({"name": name, **reports[name].summary()} for name in names)

@@ -36,7 +36,7 @@ from .charts import (
     snippet,
     wins_chart,
 )
-from .lab import STAT_TESTS, Comparison, RankedDoc, SideBySide, side_by_side
+from .lab import STAT_TESTS, TIE_MARGIN, Comparison, RankedDoc, SideBySide, side_by_side
 from .storage import atomic_write
 
 if TYPE_CHECKING:
@@ -385,8 +385,7 @@ def _changed_queries(
     """The ``changed`` queries the challenger improves most and worsens most (no tie)."""
     baseline = comparison.names[0]
     column = f"delta:{challenger}"
-    # the same margin as a comparison's wins and losses: a difference within it is a tie
-    rows = [row for row in comparison.per_query if abs(row[column]) > 1e-12]
+    rows = [row for row in comparison.per_query if abs(row[column]) > TIE_MARGIN]
     by_gain = sorted(rows, key=lambda row: (-row[column], str(row["query_id"])))
     by_drop = sorted(rows, key=lambda row: (row[column], str(row["query_id"])))
     pair = {baseline: runs[baseline], challenger: runs[challenger]}

@@ -21,8 +21,8 @@ from search_core.links import PAGE_PARAMETER, LinkReading, LinkSetting, read_lin
 from ui import display, state
 
 HERE = Path(__file__).resolve().parent
-PAGES = {"search": "pages/search.py", "lab": "pages/lab.py", "map": "pages/map.py"}
-"""Pages a link may open from the app's root (``?page=search&...``), by their URL path."""
+PAGES = ("search", "lab", "map")
+"""Pages a link may open from the app's root (``?page=search&...``): their URL paths."""
 
 _WRITTEN = "_links_written"
 """Session key: the parameters each page last wrote in the address."""
