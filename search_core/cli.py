@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,10 @@ def _progress(stream: TextIO | None = None) -> Callable[[str, int, int], None]:
     return show(out, lambda stage: BUILD_STAGES.get(stage, stage))
 
 
+_BYTE_STAGES = frozenset({"embed"})
+"""Build stages counted in bytes of the source (see ``BUILD_STAGES``)."""
+
+
 def _progress_bars(out: TextIO, label: Callable[[str], str]) -> Callable[[str, int, int], None]:
     from tqdm import tqdm
 
@@ -58,7 +63,15 @@ def _progress_bars(out: TextIO, label: Callable[[str], str]) -> Callable[[str, i
         if bar is None:
             for other in bars.values():
                 other.close()
-            bar = bars[stage] = tqdm(total=total, desc=label(stage), unit="", file=out, leave=False)
+            unit = "B" if stage in _BYTE_STAGES else ""
+            bar = bars[stage] = tqdm(
+                total=total,
+                desc=label(stage),
+                unit=unit,
+                unit_scale=bool(unit),
+                file=out,
+                leave=False,
+            )
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -75,7 +88,10 @@ def _progress_lines(out: TextIO, label: Callable[[str], str]) -> Callable[[str, 
         tenth = min(10 * done // total, 10) if total > 0 else 10
         if tenth > shown.get(stage, -1):
             shown[stage] = tenth
-            print(f"{label(stage)}: {10 * tenth}% ({done:,} of {total:,})", file=out, flush=True)
+            unit = " bytes" if stage in _BYTE_STAGES else ""
+            print(
+                f"{label(stage)}: {10 * tenth}% ({done:,} of {total:,}{unit})", file=out, flush=True
+            )
 
     return update
 
@@ -88,6 +104,17 @@ def _parse_index_params(items: Sequence[str]) -> dict[str, int]:
             raise ValueError(f"--index-param {item!r}: expected NAME=INTEGER, e.g. nlist=256")
         params[key.strip()] = int(value)
     return params
+
+
+def _build_engine(
+    address: str | None, model: str | None, backend: str, chunking: ChunkingConfig
+) -> AbstractContextManager[Any]:
+    """The engine of ``index --ray ADDRESS`` (a Ray actor pool), or None for a local build."""
+    if address is None:
+        return nullcontext(None)
+    from .distributed import ray_engine
+
+    return ray_engine(address, model=model, backend=backend, chunking=chunking)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -125,9 +152,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         fields=fields,
         language=args.language,
     )
-    collection = build_collection(
-        args.name, args.source, options, home=args.home, progress=_progress()
-    )
+    with _build_engine(args.ray, options.model, options.backend, options.chunking) as engine:
+        collection = build_collection(
+            args.name, args.source, options, home=args.home, progress=_progress(), engine=engine
+        )
     counts = collection.manifest["counts"]
     seconds = collection.manifest["build_seconds"]
     index = collection.manifest["index"]
@@ -517,6 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="BM25 analysis (stemmer, stopwords): auto (detect from the documents, the "
         "default), none (no stemming or stopwords), or an ISO 639-1 code such as de, ru, zh",
+    )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS|local",
+        help="chunk and embed on a Ray cluster: its head's HOST:PORT, or local to start Ray on "
+        "this machine (needs the ray extra: pip install -e '.[ray]')",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)

@@ -28,7 +28,6 @@ neither changes anything outside the collections home.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -38,7 +37,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .analysis import ENGLISH, Analyzer, check_language, choose_analyzer
-from .chunking import ChunkingConfig, chunk_documents, index_title, indexed_texts
+from .chunking import ChunkingConfig, indexed_texts
 from .embedding import (
     Embedder,
     EmbeddingCache,
@@ -65,6 +64,7 @@ from .errors import CollectionError, FingerprintMismatchError, InputError, Integ
 from .filters import Filters
 from .filters import chunk_mask as filter_mask
 from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
+from .pipeline import EmbeddedBatch, document_batches, embed_batch
 from .settings import (
     DEFAULT_BACKEND,
     DEFAULT_INDEX_KIND,
@@ -90,6 +90,16 @@ from .storage import (
 from .telemetry import REFERENCE_KEY, reference_record
 from .types import Chunk, Document, PageSpan
 from .vector_index import INDEX_PARAM_RANGES, VectorIndex, build_vector_index, check_index_param
+from .writer import (
+    CHUNKS_FILE,
+    DOCUMENTS_FILE,
+    EMBEDDINGS_FILE,
+    TEXTS_FILE,
+    CollectionWriter,
+    ParquetColumn,
+    record_file,
+    text_batches,
+)
 
 if TYPE_CHECKING:
     # ingest is imported when a build reads its source: PDF reading loads pypdf, fontTools and
@@ -107,21 +117,28 @@ SKIPPED_KEPT = 200
 # fullmatch only: "$" would also match before a final newline.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
+BatchEngine = Callable[[Iterator[list[Document]]], Iterator[EmbeddedBatch]]
+"""Chunks and embeds batches of documents: one :class:`~.pipeline.EmbeddedBatch` for each
+batch, in the same order, taking the batches as they come (see :mod:`.pipeline`)."""
+
+STREAMED_FILES = (DOCUMENTS_FILE, CHUNKS_FILE, EMBEDDINGS_FILE)
+"""Files a build writes batch by batch (their checksums are read back by streaming)."""
+
 BuildProgress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)``, stage a key of :data:`BUILD_STAGES`."""
 
 BUILD_STAGES: dict[str, str] = {
-    "read": "Reading the files",
     "model": "Loading the embedding model",
-    "chunk": "Cutting documents into chunks",
-    "embed": "Embedding the chunks",
+    "embed": "Reading, chunking and embedding",
     "index": "Building the indexes",
     "save": "Saving",
 }
 """A build's stages in the order they run, each with what it is doing in words.
 
 Every stage is reported as ``(stage, 0, total)`` before its work starts, so whoever shows
-the progress can name the step at once, and then as work is done."""
+the progress can name the step at once, and then as work is done. ``embed`` counts the
+bytes of the source read (characters, for documents already read), the only total known
+before a streaming build has read everything."""
 
 PROBE_SENTENCES: tuple[str, ...] = (
     "The quick brown fox jumps over the lazy dog.",
@@ -434,11 +451,17 @@ def build_collection(
     home: str | Path | None = None,
     embedder: Embedder | None = None,
     progress: BuildProgress | None = None,
+    engine: BatchEngine | None = None,
 ) -> Collection:
     """Read, chunk, embed and index a source, and save it as collection ``name``.
 
-    An existing collection of that name keeps answering until the new version is complete;
-    if anything fails, the existing collection is left untouched.
+    The build streams: documents are read, chunked, embedded and written batch by batch into
+    a staging folder (:mod:`.writer`), so it never holds the corpus, all its vectors or all
+    its terms in memory. The indexes are then made from the written files, and the staging
+    folder becomes the collection's new version in one rename. An existing collection of
+    that name keeps answering until then; if anything fails, or the process is killed, the
+    existing collection is left untouched and the staging folder is removed (by the next
+    build, after a kill).
 
     Args:
         name: the collection name (see :func:`validate_name`).
@@ -447,6 +470,8 @@ def build_collection(
         home: the collections home (default ``$SEARCH_EXPLORER_HOME`` or ``./collections``).
         embedder: a loaded model to use instead of ``options.model``.
         progress: progress callback.
+        engine: what chunks and embeds the batches of documents (default: this process,
+            with the embedding cache); a Ray cluster's, from :mod:`.distributed`.
 
     Returns:
         The new collection, opened.
@@ -457,167 +482,223 @@ def build_collection(
         CollectionError: the collection could not be saved (checked before any work: see
             :func:`check_can_build`).
     """
-    from .ingest import IngestReport, read_source
-
     check_can_build(name, home)
     options = options or BuildOptions()
-    started = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def report(stage: str, done: int, total: int) -> None:
-        if progress is not None:
-            progress(stage, done, total)
-
-    report("read", 0, 1)
-    if isinstance(source, IngestReport):
-        ingest, source_label = source, "documents"
-    else:
-        ingest, source_label = read_source(source, options.fields), str(source)
-    documents = list(ingest.documents)
-    if not documents:
-        raise InputError(source_label, "no document with text was found")
-    report("read", 1, 1)
-    seconds["read"] = time.perf_counter() - started
-
-    report("model", 0, 1)
-    tick = time.perf_counter()
-    embedder = embedder or shared_embedder(options.model, options.backend)
-    # A step of its own, before chunking: the first time, an ONNX backend exports the model
-    # (up to a minute); otherwise loading takes a second, and chunking uses its tokenizer.
-    embedder.load()
-    report("model", 1, 1)
-    seconds["model"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    report("chunk", 0, len(documents))
-    tokenizer = embedder.tokenizer
-    chunks = chunk_documents(
-        documents,
-        tokenizer,
-        options.chunking,
-        max_seq_length=embedder.max_seq_length,
-        special_tokens=embedder.special_tokens,
-        progress=lambda d, t: report("chunk", d, t),
-    )
-    if not chunks:
-        raise InputError(source_label, "the documents hold no text the model can tokenize")
-    titles = {d.doc_id: index_title(tokenizer, d.title) for d in documents}
-    texts = indexed_texts(chunks, titles)
-    seconds["chunk"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    probe_texts = _probe_texts(texts)
-    cache, cache_note = _open_build_cache(home)
+    build = _Build(name, options, home, progress)
+    embedder = build.load_model(embedder)
+    root, version, staging, work = _new_staging(name, home)
     try:
-        pack = _use_vector_pack(source, embedder, texts, cache)
-        report("embed", 0, len(texts))
-        embeddings = embedder.embed(texts, cache=cache, progress=lambda d, t: report("embed", d, t))
-        probe_vectors = embedder.embed(probe_texts, cache=cache)
-        # what top-result similarities look like for this corpus, for the health check
-        reference = reference_record([c.text for c in chunks], embedder.embed_queries, embeddings)
+        manifest = build.run(source, embedder, staging, work, engine)
+        folder = _publish(root, version, staging, manifest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
-        cache.close()
-    seconds["embed"] = time.perf_counter() - tick
+        shutil.rmtree(work, ignore_errors=True)
+    _remove_old_versions(root, keep=version)
+    collection = _load(name, folder, manifest, embedder, check_fingerprint=False)
+    manifest["build_seconds"]["total"] = round(time.perf_counter() - build.started, 3)
+    return collection
 
-    tick = time.perf_counter()
-    report("index", 0, 2)
-    vector_index = build_vector_index(embeddings, options.index_kind, **options.index_params)
-    report("index", 1, 2)
-    analyzer, detection = choose_analyzer([d.text for d in documents], options.language)
-    lexical = build_lexical_index(
-        texts, "bm25s", k1=options.bm25_k1, b=options.bm25_b, analyzer=analyzer
-    )
-    if not isinstance(lexical, Bm25sIndex):
-        raise TypeError("the stored BM25 engine must be bm25s")
-    report("index", 2, 2)
-    seconds["index"] = time.perf_counter() - tick
 
-    manifest: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source": {
-            "path": source_label,
-            "fields": _fields_dict(options.fields),
-            "files_read": ingest.files_read,
-            # what the source held that was left out, by name and reason (the first ones)
-            "files_skipped": [list(entry) for entry in ingest.files_skipped[:SKIPPED_KEPT]],
-        },
-        "model": {
-            "name": embedder.name,
-            "fingerprint": embedder.fingerprint,
-            "backend": embedder.backend,
-            "dim": int(embeddings.shape[1]),
-            "max_seq_length": embedder.max_seq_length,
-            "normalized": True,
-        },
-        REFERENCE_KEY: reference,
-        **({"vector_pack": pack} if pack else {}),
-        **({"embedding_cache": cache_note} if cache_note else {}),
-        "chunking": options.chunking.to_dict(),
-        "index": vector_index.describe(),
-        "bm25": {"engine": "bm25s", "k1": options.bm25_k1, "b": options.bm25_b},
-        "analyzer": analyzer.to_dict(),
-        **({"language_detection": detection.to_dict()} if detection else {}),
-        "counts": {
-            "documents": len(documents),
-            "chunks": len(chunks),
-            "skipped_empty": ingest.skipped_empty,
-            "files_skipped": len(ingest.files_skipped),
-            "pages_without_text": len(ingest.pages_without_text),
-        },
-        # titles are cut to what fits in a chunk; only the few that were cut are recorded
-        "index_titles": {
-            d.doc_id: titles[d.doc_id] for d in documents if titles[d.doc_id] != d.title
-        },
-        "build_seconds": {k: round(v, 3) for k, v in seconds.items()},
-    }
-    files: dict[str, bytes] = {
-        "documents.parquet": _documents_bytes(documents),
-        "chunks.parquet": _chunks_bytes(chunks),
-        "embeddings.npy": npy_bytes(embeddings),
-        "vector.faiss": vector_index.to_bytes(),
-        "probes.json": json_bytes(probe_texts),
-        "probes.npy": npy_bytes(probe_vectors),
-        **lexical.to_files(),
-    }
-    report("save", 0, 1)
-    folder = _save_version(name, manifest, files, home)
-    report("save", 1, 1)
-    manifest["build_seconds"]["total"] = round(time.perf_counter() - started, 3)
-    return Collection(
-        name, folder, manifest, documents, chunks, embeddings, vector_index, lexical, embedder
-    )
+class _Build:
+    """One build's settings, progress and timings (see :func:`build_collection`)."""
+
+    def __init__(
+        self,
+        name: str,
+        options: BuildOptions,
+        home: str | Path | None,
+        progress: BuildProgress | None,
+    ) -> None:
+        self.name = name
+        self.options = options
+        self.home = home
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+    def load_model(self, embedder: Embedder | None) -> Embedder:
+        self.report("model", 0, 1)
+        tick = time.perf_counter()
+        embedder = embedder or shared_embedder(self.options.model, self.options.backend)
+        # A step of its own, before reading: the first time, an ONNX backend exports the model
+        # (up to a minute); otherwise loading takes a second, and chunking uses its tokenizer.
+        embedder.load()
+        self.report("model", 1, 1)
+        self.seconds["model"] = time.perf_counter() - tick
+        return embedder
+
+    def run(
+        self,
+        source: str | Path | IngestReport,
+        embedder: Embedder,
+        staging: Path,
+        work: Path,
+        engine: BatchEngine | None,
+    ) -> dict[str, Any]:
+        """Write every file of the new version into ``staging``; return its manifest."""
+        from .ingest import IngestReport, stream_source
+
+        options = self.options
+        tick = time.perf_counter()
+        if isinstance(source, IngestReport):
+            source_label = "documents"
+            documents: Iterable[Document] = source.documents
+            total = sum(len(d.text) for d in source.documents)
+            stream = None
+        else:
+            source_label = str(source)
+            stream = stream_source(source, options.fields)
+            documents, total = stream, stream.total_bytes()
+        writer = CollectionWriter(staging, work, embedder.dim)
+        cache, cache_note = _open_build_cache(self.home)
+        try:
+            pack_note, pack_keys = _use_vector_pack(source, embedder, cache)
+            pack_used = 0
+
+            def done() -> int:
+                return stream.bytes_read if stream is not None else writer.characters
+
+            def local(batches: Iterator[list[Document]]) -> Iterator[EmbeddedBatch]:
+                return (embed_batch(b, embedder, options.chunking, cache=cache) for b in batches)
+
+            self.report("embed", 0, total)
+            for batch in (engine or local)(document_batches(documents)):
+                writer.add(batch)
+                if pack_keys:
+                    pack_used += sum(text_sha256(t) in pack_keys for t in batch.texts)
+                self.report("embed", min(done(), total), total)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            cache.close()
+            raise
+        ingest = stream.report() if stream is not None else source
+        if not writer.documents:
+            cache.close()
+            raise InputError(source_label, "no document with text was found")
+        if not writer.chunks:
+            cache.close()
+            raise InputError(source_label, "the documents hold no text the model can tokenize")
+        if pack_note:
+            pack_note = {**pack_note, "used": pack_used}
+        self.seconds["embed"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        self.report("index", 0, 3)
+        embeddings = np.load(staging / EMBEDDINGS_FILE, mmap_mode="r")
+        texts = ParquetColumn(work / TEXTS_FILE, "text")
+        try:
+            probe_texts = _probe_texts(texts)
+            probe_vectors = embedder.embed(probe_texts, cache=cache)
+            # what top-result similarities look like for this corpus, for the health check
+            chunk_texts = ParquetColumn(staging / CHUNKS_FILE, "text")
+            reference = reference_record(chunk_texts, embedder.embed_queries, embeddings)
+        finally:
+            cache.close()
+        self.report("index", 1, 3)
+        vector_index = build_vector_index(embeddings, options.index_kind, **options.index_params)
+        files = {"vector.faiss": vector_index.to_bytes()}
+        index_description = vector_index.describe()
+        del vector_index
+        self.report("index", 2, 3)
+        analyzer, detection = choose_analyzer(
+            ParquetColumn(staging / DOCUMENTS_FILE, "text"), options.language
+        )
+        lexical = build_lexical_index(
+            [t for batch in text_batches(work / TEXTS_FILE) for t in batch],
+            "bm25s",
+            k1=options.bm25_k1,
+            b=options.bm25_b,
+            analyzer=analyzer,
+        )
+        if not isinstance(lexical, Bm25sIndex):
+            raise TypeError("the stored BM25 engine must be bm25s")
+        files.update(lexical.to_files())
+        del lexical
+        self.report("index", 3, 3)
+        self.seconds["index"] = time.perf_counter() - tick
+
+        self.report("save", 0, 1)
+        files.update(
+            {"probes.json": json_bytes(probe_texts), "probes.npy": npy_bytes(probe_vectors)}
+        )
+        recorded = {name: record_file(staging / name) for name in STREAMED_FILES}
+        manifest: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source": {
+                "path": source_label,
+                "fields": _fields_dict(options.fields),
+                "files_read": ingest.files_read,
+                # what the source held that was left out, by name and reason (the first ones)
+                "files_skipped": [list(entry) for entry in ingest.files_skipped[:SKIPPED_KEPT]],
+            },
+            "model": {
+                "name": embedder.name,
+                "fingerprint": embedder.fingerprint,
+                "backend": embedder.backend,
+                "dim": int(embedder.dim),
+                "max_seq_length": embedder.max_seq_length,
+                "normalized": True,
+            },
+            REFERENCE_KEY: reference,
+            **({"vector_pack": pack_note} if pack_note else {}),
+            **({"embedding_cache": cache_note} if cache_note else {}),
+            "chunking": options.chunking.to_dict(),
+            "index": index_description,
+            "bm25": {"engine": "bm25s", "k1": options.bm25_k1, "b": options.bm25_b},
+            "analyzer": analyzer.to_dict(),
+            **({"language_detection": detection.to_dict()} if detection else {}),
+            "counts": {
+                "documents": writer.documents,
+                "chunks": writer.chunks,
+                "skipped_empty": ingest.skipped_empty,
+                "files_skipped": len(ingest.files_skipped),
+                "pages_without_text": len(ingest.pages_without_text),
+            },
+            # titles are cut to what fits in a chunk; only the few that were cut are recorded
+            "index_titles": writer.cut_titles,
+            "build_seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+        manifest["files"] = {**recorded, **write_files(staging, files)}
+        self.report("save", 1, 1)
+        return manifest
 
 
 def _use_vector_pack(
-    source: str | Path | IngestReport, embedder: Embedder, texts: list[str], cache: EmbeddingCache
-) -> dict[str, Any]:
+    source: str | Path | IngestReport, embedder: Embedder, cache: EmbeddingCache
+) -> tuple[dict[str, Any], frozenset[str]]:
     """Put the vectors a corpus folder carries (:mod:`.vector_pack`) into the embedding cache.
 
     Returns:
-        What the manifest records: the pack file and the vectors taken from it, or why it was
-        not used (made by another model, damaged); empty when the source carries no pack.
+        What the manifest records (the pack file, or why it was not used: made by another
+        model, damaged; empty when the source carries no pack), and the text keys of the
+        vectors put in the cache (the build counts the chunks that used one).
     """
     from .ingest import IngestReport
     from .vector_pack import pack_files, read_vector_pack
 
     if isinstance(source, IngestReport) or not Path(source).is_dir():
-        return {}
+        return {}, frozenset()
     file = str(pack_files(source, embedder.backend)[0])
     try:
         pack = read_vector_pack(source, embedder.backend)
     except InputError as exc:
-        return {"file": file, "used": 0, "problem": str(exc)}
+        return {"file": file, "used": 0, "problem": str(exc)}, frozenset()
     if pack is None:
-        return {}
+        return {}, frozenset()
     if pack.fingerprint != embedder.fingerprint:
         problem = f"made by another model (fingerprint {pack.fingerprint[:12]})"
-        return {"file": file, "used": 0, "problem": problem}
-    wanted = {text_sha256(text) for text in texts}
-    known = {key: vector for key, vector in pack.by_key().items() if key in wanted}
-    cache.put_many(embedder.fingerprint, known)
-    return {"file": file, "used": len(known)}
+        return {"file": file, "used": 0, "problem": problem}, frozenset()
+    cache.put_many(embedder.fingerprint, pack.by_key())
+    return {"file": file}, frozenset(pack.keys)
 
 
 def _fields_dict(fields: FieldMap | None) -> dict[str, Any] | None:
@@ -638,27 +719,34 @@ def _probe_texts(texts: Sequence[str]) -> list[str]:
     return [*PROBE_SENTENCES, *(texts[i] for i in sorted(picks))]
 
 
-def _save_version(
-    name: str, manifest: dict[str, Any], files: dict[str, bytes], home: str | Path | None
-) -> Path:
+def _new_staging(name: str, home: str | Path | None) -> tuple[Path, str, Path, Path]:
+    """A new version's name, its staging folder and a work folder beside it.
+
+    Both folders start with ``.staging-``: a build that was killed leaves them behind, and
+    a later build removes them once they are stale (:func:`_remove_old_versions`).
+
+    Returns:
+        (collection folder, version, staging folder, work folder).
+    """
     root = collection_folder(name, home)
     root.mkdir(parents=True, exist_ok=True)
     version = f"v-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
     staging = root / f".staging-{version}"
+    work = root / f".staging-{version}.work"
     staging.mkdir()
-    try:
-        manifest["files"] = write_files(staging, files)
-        manifest["version"] = version
-        manifest_data = json_bytes(manifest)
-        atomic_write(staging / MANIFEST_FILE, manifest_data)
-        final = root / version
-        os.replace(staging, final)
-        fsync_dir(root)
-        atomic_write(root / CURRENT_FILE, pointer_bytes(version, manifest_data))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _remove_old_versions(root, keep=version)
+    work.mkdir()
+    return root, version, staging, work
+
+
+def _publish(root: Path, version: str, staging: Path, manifest: dict[str, Any]) -> Path:
+    """Write the manifest, rename the staging folder into place and swap ``CURRENT``."""
+    manifest["version"] = version
+    manifest_data = json_bytes(manifest)
+    atomic_write(staging / MANIFEST_FILE, manifest_data)
+    final = root / version
+    os.replace(staging, final)
+    fsync_dir(root)
+    atomic_write(root / CURRENT_FILE, pointer_bytes(version, manifest_data))
     return final
 
 
@@ -685,43 +773,6 @@ def _remove_old_versions(root: Path, keep: str) -> None:
 
 
 # --------------------------------------------------------------------------- tables
-
-
-def _documents_bytes(documents: Sequence[Document]) -> bytes:
-    table = pa.table(
-        {
-            "doc_id": [d.doc_id for d in documents],
-            "title": [d.title for d in documents],
-            "text": [d.text for d in documents],
-            "source": [d.source for d in documents],
-            "metadata": [json.dumps(dict(d.metadata), ensure_ascii=False) for d in documents],
-            "pages": [
-                json.dumps([[p.page, p.char_start, p.char_end] for p in d.pages]) for d in documents
-            ],
-        }
-    )
-    return _parquet_bytes(table)
-
-
-def _chunks_bytes(chunks: Sequence[Chunk]) -> bytes:
-    table = pa.table(
-        {
-            "chunk_id": pa.array([c.chunk_id for c in chunks], pa.int64()),
-            "doc_id": [c.doc_id for c in chunks],
-            "position": pa.array([c.position for c in chunks], pa.int32()),
-            "char_start": pa.array([c.char_start for c in chunks], pa.int64()),
-            "char_end": pa.array([c.char_end for c in chunks], pa.int64()),
-            "text": [c.text for c in chunks],
-            "pages": pa.array([list(c.pages) for c in chunks], pa.list_(pa.int32())),
-        }
-    )
-    return _parquet_bytes(table)
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue()
 
 
 def _read_rows(data: bytes, name: str) -> list[dict[str, Any]]:

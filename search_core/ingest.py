@@ -231,7 +231,8 @@ class IngestReport:
     """What reading a source produced.
 
     Attributes:
-        documents: the documents read, in source order (files sorted by path, rows in order).
+        documents: the documents read, in source order (files sorted by path, rows in order;
+            those whose id was cleaned from a file name last).
         skipped_empty: documents skipped because their text is empty or only whitespace.
         pages_without_text: (file, 1-based page) of each PDF page without a text layer.
         files_read: files parsed for documents (a zip counts its entries, not itself).
@@ -280,6 +281,8 @@ class ReadContext:
         limits: the limits in force.
         files_read: files parsed so far.
         files_seen: files met so far, counted against ``limits.max_files``.
+        bytes_read: bytes of the files (uncompressed, for zip entries) read so far, for
+            a build's progress.
         files_skipped: (file, reason) of the files left out.
         pages_without_text: (file, page) of the PDF pages without text.
     """
@@ -288,6 +291,7 @@ class ReadContext:
     limits: Limits
     files_read: int = 0
     files_seen: int = 0
+    bytes_read: int = 0
     files_skipped: list[tuple[str, str]] = field(default_factory=list)
     pages_without_text: list[tuple[str, int]] = field(default_factory=list)
 
@@ -351,6 +355,26 @@ def read_source(
             documents share an id, or a limit is exceeded.
     """
     return _collect(Path(path), fields, limits, max_documents=None)
+
+
+def stream_source(
+    path: str | Path, fields: FieldMap | None = None, *, limits: Limits | None = None
+) -> SourceStream:
+    """The documents of a source one at a time, for a build that never holds them all.
+
+    The same documents, ids, checks and errors as `read_source`, which collects this stream.
+    Documents go out in source order, except those whose id was cleaned from a file name
+    (see the module's conventions), which go out last.
+
+    Args:
+        path: the source, as for `read_source`.
+        fields: the field map, as for `read_source`.
+        limits: the limits, as for `read_source`.
+
+    Returns:
+        The stream: iterate it once, then read its `SourceStream.report`.
+    """
+    return SourceStream(Path(path), fields, limits)
 
 
 def preview_source(
@@ -534,48 +558,92 @@ def infer_fields(
 def _collect(
     path: Path, fields: FieldMap | None, limits: Limits | None, max_documents: int | None
 ) -> IngestReport:
-    ctx = ReadContext(fields or FieldMap(), limits or Limits())
-    documents: list[Document] = []
-    first_seen: dict[str, str] = {}
-    cleaned: list[int] = []  # positions of documents whose id was cleaned from a file name
-    skipped_empty = 0
-    records = _records(path, ctx)
-    # closing() so that an early stop (preview) closes the files the generators hold open.
-    with closing(records):
-        for record in records:
-            document = record.document
-            if not document.text.strip():
-                skipped_empty += 1
-                continue
-            if record.id_cleaned:
-                cleaned.append(len(documents))
-            elif document.doc_id in first_seen:
-                raise InputError(
-                    document.source,
-                    f"duplicate id {document.doc_id!r}, first used in "
-                    f"{first_seen[document.doc_id]}",
-                    record.line,
-                )
-            else:
+    stream = SourceStream(path, fields, limits)
+    documents = tuple(islice(stream, max_documents))
+    return replace(stream.report(), documents=documents)
+
+
+class SourceStream:
+    """The documents of a source one at a time, as they are read (see `stream_source`).
+
+    Iterate it once; afterwards (or after an early stop) `report` gives the tallies. Every
+    document read goes out at once, except those whose id was cleaned from a file name: an
+    id taken as it is may still come later and win, so they are held back and go out last,
+    each with its final id. Only their ids and the ids seen are kept, never the documents
+    already handed out.
+    """
+
+    def __init__(self, path: Path, fields: FieldMap | None, limits: Limits | None) -> None:
+        self._path = path
+        self._ctx = ReadContext(fields or FieldMap(), limits or Limits())
+        self._skipped_empty = 0
+
+    def __iter__(self) -> Generator[Document, None, None]:
+        first_seen: dict[str, str] = {}
+        held: list[Document] = []  # documents whose id was cleaned from a file name
+        records = _records(self._path, self._ctx)
+        # closing() so that an early stop (preview) closes the files the generators hold open.
+        with closing(records):
+            for record in records:
+                document = record.document
+                if not document.text.strip():
+                    self._skipped_empty += 1
+                    continue
+                if record.id_cleaned:
+                    held.append(document)
+                    continue
+                if document.doc_id in first_seen:
+                    raise InputError(
+                        document.source,
+                        f"duplicate id {document.doc_id!r}, first used in "
+                        f"{first_seen[document.doc_id]}",
+                        record.line,
+                    )
                 first_seen[document.doc_id] = document.source
-            documents.append(document)
-            if max_documents is not None and len(documents) >= max_documents:
-                break
-    # Cleaned ids yield to every id taken as it is, so adding a file never renames another.
-    for position in cleaned:
-        document = documents[position]
-        doc_id, suffix = document.doc_id, 2
-        while doc_id in first_seen:
-            doc_id, suffix = f"{document.doc_id}~{suffix}", suffix + 1
-        first_seen[doc_id] = document.source
-        documents[position] = replace(document, doc_id=doc_id)
-    return IngestReport(
-        documents=tuple(documents),
-        skipped_empty=skipped_empty,
-        pages_without_text=tuple(ctx.pages_without_text),
-        files_read=ctx.files_read,
-        files_skipped=tuple(ctx.files_skipped),
-    )
+                yield document
+        # Cleaned ids yield to every id taken as it is, so adding a file never renames another.
+        for document in held:
+            doc_id, suffix = document.doc_id, 2
+            while doc_id in first_seen:
+                doc_id, suffix = f"{document.doc_id}~{suffix}", suffix + 1
+            first_seen[doc_id] = document.source
+            yield replace(document, doc_id=doc_id)
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the source's files read so far (uncompressed, for zip entries)."""
+        return self._ctx.bytes_read
+
+    def total_bytes(self) -> int:
+        """Bytes of every file the stream will read: a walk of the source, reading no file
+        (a zip's directory only). Files it will skip or refuse count too, so this is an
+        estimate of the work, for progress.
+
+        Raises:
+            InputError: as reading would, for the source's layout (it does not exist, a
+                zip is damaged, too many files...).
+        """
+        ctx = ReadContext(self._ctx.fields, self._ctx.limits)
+        return sum(_leaf_sizes(self._path, ctx))
+
+    def report(self) -> IngestReport:
+        """What was read so far: the tallies, with no documents (they were handed out)."""
+        ctx = self._ctx
+        return IngestReport(
+            documents=(),
+            skipped_empty=self._skipped_empty,
+            pages_without_text=tuple(ctx.pages_without_text),
+            files_read=ctx.files_read,
+            files_skipped=tuple(ctx.files_skipped),
+        )
+
+
+def _leaf_sizes(path: Path, ctx: ReadContext) -> Iterator[int]:
+    for file in _source_files(path, ctx):
+        if file.suffix in _ARCHIVES:
+            yield from (member.size for member in _ARCHIVES[file.suffix](file, ctx))
+        elif file.suffix in READERS:
+            yield file.size
 
 
 def _records(path: Path, ctx: ReadContext) -> Generator[Record, None, None]:
@@ -591,7 +659,30 @@ def _read_file(file: SourceFile, ctx: ReadContext) -> Iterator[Record]:
     _check_size(file, ctx.limits)
     if file.suffix not in _ARCHIVES:
         ctx.files_read += 1
+        opener = file.open
+        file = replace(file, open=lambda: io.BufferedReader(_CountedStream(opener(), ctx)))
     yield from reader(file, ctx)
+
+
+class _CountedStream(io.RawIOBase):
+    """A file's bytes, added to ``ctx.bytes_read`` as a reader takes them."""
+
+    def __init__(self, raw: IO[bytes], ctx: ReadContext) -> None:
+        self._raw = raw
+        self._ctx = ctx
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        self._ctx.bytes_read += len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _check_size(file: SourceFile, limits: Limits) -> None:

@@ -49,6 +49,8 @@ DEFAULT_CAPACITY = 1000
 
 REFERENCE_SAMPLE = 200
 """Snippets in the reference distribution of top-result similarities."""
+SIMILARITY_BLOCK = 65_536
+"""Chunk vectors compared with the reference snippets at a time."""
 
 SNIPPET_WORDS = 8
 """Words of a reference snippet: about the length of a search query."""
@@ -273,10 +275,15 @@ def reference_similarities(query_vectors: np.ndarray, embeddings: np.ndarray) ->
         ``max_c cos(q, c)`` for each query q, float64.
     """
     queries = np.atleast_2d(np.asarray(query_vectors, dtype=np.float32))
-    vectors = np.asarray(embeddings, dtype=np.float32)
-    if not len(queries) or not len(vectors):
+    if not len(queries) or not len(embeddings):
         return np.zeros(0, dtype=np.float64)
-    return (queries @ vectors.T).max(axis=1).astype(np.float64)
+    # block by block: the vectors may be mapped from disk, and one product with every chunk
+    # at once would hold a (queries x chunks) matrix
+    best = np.full(len(queries), -np.inf, dtype=np.float32)
+    for start in range(0, len(embeddings), SIMILARITY_BLOCK):
+        block = np.asarray(embeddings[start : start + SIMILARITY_BLOCK], dtype=np.float32)
+        np.maximum(best, (queries @ block.T).max(axis=1), out=best)
+    return best.astype(np.float64)
 
 
 def reference_record(

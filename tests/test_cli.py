@@ -200,7 +200,8 @@ def test_index_without_a_terminal_prints_a_line_per_tenth_of_each_stage(
         percents = [percent for name, percent in seen if name == stage]
         assert percents[0] == 0 and percents[-1] == 100
         assert percents == sorted(set(percents)) and len(percents) <= 11
-    assert "Embedding the chunks: 100% (3 of 3)" in err
+    size = corpus.stat().st_size
+    assert f"Reading, chunking and embedding: 100% ({size:,} of {size:,} bytes)" in err
 
 
 def test_index_on_a_terminal_shows_a_bar() -> None:
@@ -211,8 +212,8 @@ def test_index_on_a_terminal_shows_a_bar() -> None:
     screen = Terminal()
     progress = _progress(screen)
     for done in (0, 5, 10):
-        progress("embed", done, 10)
-    assert "Embedding the chunks" in screen.getvalue() and "5/10" in screen.getvalue()
+        progress("index", done, 10)
+    assert "Building the indexes" in screen.getvalue() and "5/10" in screen.getvalue()
     assert "\r" in screen.getvalue()  # one bar redrawn, not a line per step
 
 

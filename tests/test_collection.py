@@ -257,7 +257,7 @@ def test_build_names_each_stage_before_it_starts_and_loads_the_model_in_its_own(
     assert events[where - 1] == ("model", 0, 1) and events[where + 1] == ("model", 1, 1)
 
 
-def test_an_opened_collection_maps_its_vectors_read_only(tmp_path, embedder) -> None:
+def test_a_collection_maps_its_vectors_read_only(tmp_path, embedder) -> None:
     from search_core.collection import BuildOptions, build_collection, open_collection
 
     source = tmp_path / "notes.csv"
@@ -266,7 +266,7 @@ def test_an_opened_collection_maps_its_vectors_read_only(tmp_path, embedder) -> 
         encoding="utf-8",
     )
     built = build_collection("notes", source, BuildOptions(), home=tmp_path, embedder=embedder)
-    assert not built.vectors_mapped
+    assert built.vectors_mapped  # a build returns the collection as opened from its files
     opened = open_collection("notes", tmp_path, embedder=embedder)
     assert opened.vectors_mapped and not opened.embeddings.flags.writeable
     assert type(opened.embeddings) is np.ndarray  # a plain array to every caller

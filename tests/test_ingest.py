@@ -1012,11 +1012,12 @@ def test_zip_entry_names_give_printable_unique_stable_ids(tmp_path: Path) -> Non
     entries = {"a\nb.txt": "line break", "a%0Ab.txt": "literal", " c.txt": "space", "c.txt": "c"}
     path = make_zip(tmp_path / "names.zip", entries)
     report = read_source(path)
-    # a cleaned id yields to the id a file has as it is, whatever their order
-    assert ids(report) == ["%20c.txt", "a%0Ab.txt~2", "a%0Ab.txt", "c.txt"]
-    assert [d.text for d in report.documents] == ["space", "line break", "literal", "c"]
+    # a cleaned id yields to the id a file has as it is, whatever their order; documents
+    # with a cleaned id come last (a stream cannot know the ids still to come)
+    assert ids(report) == ["a%0Ab.txt", "c.txt", "%20c.txt", "a%0Ab.txt~2"]
+    assert [d.text for d in report.documents] == ["literal", "c", "space", "line break"]
     assert all(judgeable(doc_id) for doc_id in ids(report))
-    assert report.documents[1].source == "a%0Ab.txt" and report.documents[1].title == "a b"
+    assert report.documents[3].source == "a%0Ab.txt" and report.documents[3].title == "a b"
     assert ids(read_source(path)) == ids(report)  # the same source, the same ids
 
 

@@ -233,14 +233,16 @@ def version(collection: Collection) -> str:
 STAGE_LABELS = BUILD_STAGES
 """What each build stage is doing, in words (the engine's, so the command line says the same)."""
 STAGE_SPANS = {
-    "read": (0.0, 0.02),
-    "model": (0.02, 0.05),
-    "chunk": (0.05, 0.15),
-    "embed": (0.15, 0.95),
-    "index": (0.95, 0.98),
-    "save": (0.98, 1.0),
+    "model": (0.0, 0.05),
+    "embed": (0.05, 0.93),
+    "index": (0.93, 0.99),
+    "save": (0.99, 1.0),
 }
 """Share of the progress bar each build stage fills: embedding takes nearly all the time."""
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 def format_duration(seconds: float) -> str:
@@ -275,7 +277,7 @@ class BuildProgress:
         low, high = STAGE_SPANS.get(stage, (0.0, 1.0))
         share = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
         label = STAGE_LABELS.get(stage, stage)
-        counts = f": {done:,} of {total:,}" if stage in ("chunk", "embed") else ""
+        counts = f": {_megabytes(done)} of {_megabytes(total)} read" if stage == "embed" else ""
         self.show(
             low + (high - low) * share, f"{label}{counts} · {self.time_left(stage, done, total)}"
         )
