@@ -63,8 +63,11 @@ from .embedding import (
 from .errors import CollectionError, FingerprintMismatchError, InputError, IntegrityError
 from .filters import Filters
 from .filters import chunk_mask as filter_mask
-from .lexical import Bm25sIndex, LexicalIndex, build_lexical_index
+from .lexical import ARRAY_FILES as BM25_ARRAY_FILES
+from .lexical import JSON_FILES as BM25_JSON_FILES
+from .lexical import Bm25sBuilder, Bm25sIndex, LexicalIndex, build_lexical_index
 from .pipeline import EmbeddedBatch, document_batches, embed_batch
+from .rows import Rows
 from .settings import (
     DEFAULT_BACKEND,
     DEFAULT_INDEX_KIND,
@@ -92,7 +95,9 @@ from .types import Chunk, Document, PageSpan
 from .vector_index import INDEX_PARAM_RANGES, VectorIndex, build_vector_index, check_index_param
 from .writer import (
     CHUNKS_FILE,
+    CHUNKS_SCHEMA,
     DOCUMENTS_FILE,
+    DOCUMENTS_SCHEMA,
     EMBEDDINGS_FILE,
     TEXTS_FILE,
     CollectionWriter,
@@ -229,16 +234,27 @@ class CollectionInfo:
     backend: str = "torch"
 
 
-MAPPED_FILES = frozenset({"embeddings.npy"})
+MAPPED_FILES = frozenset({EMBEDDINGS_FILE, *BM25_ARRAY_FILES})
 """Files an opened collection maps from disk instead of reading: its vectors (float32, the
-largest file) are paged in as searches use them, so opening never holds them in memory."""
+largest file) and the BM25 index's arrays are paged in as searches use them, so opening
+never holds them in memory."""
 
 KEPT_MASKS = 32
 """Filter masks an opened collection keeps (:meth:`Collection.chunk_mask`)."""
 
 
+def _column(items: Sequence[Any], name: str) -> list[Any]:
+    """One field of every document or chunk: read from the table, or from each object."""
+    if isinstance(items, Rows):
+        return items.column(name)
+    return [getattr(item, name) for item in items]
+
+
 class Collection:
-    """An opened collection: documents, chunks, vectors and both indexes, in memory.
+    """An opened collection: documents, chunks, vectors and both indexes.
+
+    Documents and chunks are :class:`~.rows.Rows` over Arrow tables (each object made when
+    it is asked for), the vectors are mapped from disk.
 
     Use :func:`open_collection` or :func:`build_collection` to get one; search it with
     :func:`search_core.search.search`.
@@ -249,8 +265,8 @@ class Collection:
         name: str,
         folder: Path,
         manifest: dict[str, Any],
-        documents: list[Document],
-        chunks: list[Chunk],
+        documents: Sequence[Document],
+        chunks: Sequence[Chunk],
         embeddings: np.ndarray,
         vector_index: VectorIndex,
         lexical: Bm25sIndex,
@@ -265,11 +281,14 @@ class Collection:
         self.vector_index = vector_index
         self.lexical = lexical
         self._embedder = embedder
-        self.doc_index = {d.doc_id: i for i, d in enumerate(documents)}
+        doc_ids = _column(documents, "doc_id")
+        self.doc_index = dict(zip(doc_ids, range(len(doc_ids)), strict=True))
         self.chunk_doc_index = np.fromiter(
-            (self.doc_index[c.doc_id] for c in chunks), dtype=np.int64, count=len(chunks)
+            (self.doc_index[doc_id] for doc_id in _column(chunks, "doc_id")),
+            dtype=np.int64,
+            count=len(chunks),
         )
-        self.titles = {d.doc_id: d.title for d in documents}
+        self.titles = dict(zip(doc_ids, _column(documents, "title"), strict=True))
         self._engines: dict[tuple[str, float, float], LexicalIndex] = {}
         self._masks: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -354,14 +373,18 @@ class Collection:
         with self._lock:
             kept = self._masks.pop(key, None)
             if kept is None:
-                metadata = [d.metadata for d in self.documents]
-                kept = filter_mask(filters, metadata, self.chunk_doc_index)
+                kept = filter_mask(filters, self._metadata(), self.chunk_doc_index)
                 assert kept is not None
                 kept.flags.writeable = False
             self._masks[key] = kept  # the most recent last
             while len(self._masks) > KEPT_MASKS:
                 self._masks.pop(next(iter(self._masks)))
             return kept
+
+    def _metadata(self) -> list[dict[str, Any]]:
+        if isinstance(self.documents, Rows):  # the metadata column alone, not every text
+            return [json.loads(m) for m in self.documents.column("metadata")]
+        return [dict(d.metadata) for d in self.documents]
 
     def indexed_texts(self) -> list[str]:
         """The text of every chunk as embedded and indexed (title + chunk text)."""
@@ -610,17 +633,12 @@ class _Build:
         analyzer, detection = choose_analyzer(
             ParquetColumn(staging / DOCUMENTS_FILE, "text"), options.language
         )
-        lexical = build_lexical_index(
-            [t for batch in text_batches(work / TEXTS_FILE) for t in batch],
-            "bm25s",
-            k1=options.bm25_k1,
-            b=options.bm25_b,
-            analyzer=analyzer,
-        )
-        if not isinstance(lexical, Bm25sIndex):
-            raise TypeError("the stored BM25 engine must be bm25s")
-        files.update(lexical.to_files())
-        del lexical
+        bm25_work = work / "bm25"
+        bm25_work.mkdir()
+        lexical = Bm25sBuilder(analyzer, k1=options.bm25_k1, b=options.bm25_b, work_dir=bm25_work)
+        for texts_batch in text_batches(work / TEXTS_FILE):
+            lexical.add(texts_batch)
+        bm25_files = lexical.finish(staging)
         self.report("index", 3, 3)
         self.seconds["index"] = time.perf_counter() - tick
 
@@ -628,7 +646,7 @@ class _Build:
         files.update(
             {"probes.json": json_bytes(probe_texts), "probes.npy": npy_bytes(probe_vectors)}
         )
-        recorded = {name: record_file(staging / name) for name in STREAMED_FILES}
+        recorded = {name: record_file(staging / name) for name in (*STREAMED_FILES, *bm25_files)}
         manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "name": self.name,
@@ -775,30 +793,37 @@ def _remove_old_versions(root: Path, keep: str) -> None:
 # --------------------------------------------------------------------------- tables
 
 
-def _read_rows(data: bytes, name: str) -> list[dict[str, Any]]:
+def _read_table(data: bytes, name: str) -> pa.Table:
     try:
         # ParquetFile, not read_table: that goes through pyarrow.dataset, whose import loads
         # pandas (a second on every command that opens a collection).
-        return pq.ParquetFile(pa.BufferReader(data)).read().to_pylist()
+        return pq.ParquetFile(pa.BufferReader(data)).read()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise IntegrityError(f"{name}: not a readable parquet table ({exc})") from exc
 
 
-def _documents_from(data: bytes, name: str) -> list[Document]:
-    return [
-        Document(
-            **{
-                **row,
-                "metadata": json.loads(row["metadata"]),
-                "pages": tuple(PageSpan(*p) for p in json.loads(row["pages"])),
-            }
-        )
-        for row in _read_rows(data, name)
-    ]
+def _document_row(row: dict[str, Any]) -> Document:
+    return Document(
+        **{
+            **row,
+            "metadata": json.loads(row["metadata"]),
+            "pages": tuple(PageSpan(*p) for p in json.loads(row["pages"])),
+        }
+    )
 
 
-def _chunks_from(data: bytes, name: str) -> list[Chunk]:
-    return [Chunk(**{**row, "pages": tuple(row["pages"] or ())}) for row in _read_rows(data, name)]
+def _chunk_row(row: dict[str, Any]) -> Chunk:
+    return Chunk(**{**row, "pages": tuple(row["pages"] or ())})
+
+
+def _rows(
+    data: bytes, name: str, make: Callable[[dict[str, Any]], Any], schema: pa.Schema
+) -> Rows[Any]:
+    table = _read_table(data, name)
+    if not set(schema.names) <= set(table.column_names):
+        missing = ", ".join(sorted(set(schema.names) - set(table.column_names)))
+        raise IntegrityError(f"{name}: columns missing ({missing})")
+    return Rows(table.select(schema.names), make)
 
 
 # --------------------------------------------------------------------------- open
@@ -929,8 +954,8 @@ def _load(
     mapped = MAPPED_FILES & set(manifest["files"])
     data = {n: _read_listed(folder, manifest, n) for n in manifest["files"] if n not in mapped}
     try:
-        documents = _documents_from(data["documents.parquet"], "documents.parquet")
-        chunks = _chunks_from(data["chunks.parquet"], "chunks.parquet")
+        documents = _rows(data[DOCUMENTS_FILE], DOCUMENTS_FILE, _document_row, DOCUMENTS_SCHEMA)
+        chunks = _rows(data[CHUNKS_FILE], CHUNKS_FILE, _chunk_row, CHUNKS_SCHEMA)
         embeddings = _map_listed(folder, manifest, "embeddings.npy")
         try:
             vector_index = VectorIndex.from_bytes(
@@ -938,8 +963,10 @@ def _load(
             )
         except ValueError as exc:  # FAISS's message does not name the file
             raise ValueError(f"vector.faiss: {exc}") from exc
-        lexical = Bm25sIndex.from_files(
-            {n: b for n, b in data.items() if n.startswith("bm25_")}, manifest_analyzer(manifest)
+        lexical = Bm25sIndex.from_arrays(
+            {n: _map_listed(folder, manifest, n) for n in BM25_ARRAY_FILES},
+            {n: data[n] for n in BM25_JSON_FILES},
+            manifest_analyzer(manifest),
         )
     except KeyError as exc:
         raise IntegrityError(f"{folder}: file {exc} is missing from the manifest") from exc

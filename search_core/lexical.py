@@ -7,6 +7,8 @@ Two engines share one interface, :class:`LexicalIndex`:
   stopwords, tokenizer; English when none is given, see :func:`tokenize`), which also analyzes
   every query; scored from its sparse term-document matrix and persisted as plain ``.npy`` and
   JSON files (no pickle). The analyzer is stored in the collection's manifest, not here.
+  :class:`Bm25sBuilder` writes the same files from batches of texts for corpora too large to
+  hold, and :meth:`Bm25sIndex.from_arrays` serves them from read-only memory maps.
 * ``"okapi-reference"`` (:class:`OkapiReferenceIndex`): ``rank_bm25.BM25Okapi`` over
   whitespace tokens, the plain textbook recipe, kept so users can compare against it.
 
@@ -23,13 +25,19 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import numpy as np
 
 from .analysis import ENGLISH, JOINERS, STOPWORDS, Analyzer
+from .storage import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
     import rank_bm25
@@ -38,9 +46,12 @@ if TYPE_CHECKING:
 # and scipy (about a second), and searching a saved index needs neither.
 
 __all__ = [
+    "ARRAY_FILES",
     "ENGINES",
     "JOINERS",
+    "JSON_FILES",
     "STOPWORDS",
+    "Bm25sBuilder",
     "Bm25sIndex",
     "LexicalIndex",
     "OkapiReferenceIndex",
@@ -207,6 +218,17 @@ _INDPTR_FILE = "bm25_indptr.npy"
 _VOCAB_FILE = "bm25_vocab.json"
 _PARAMS_FILE = "bm25_params.json"
 _NPY_MAGIC = b"\x93NUMPY"
+_CHECK_BLOCK = 1 << 20  # entries checked at once when an index is opened
+
+ARRAY_FILES: dict[str, type[np.generic]] = {
+    _DATA_FILE: np.float32,
+    _INDICES_FILE: np.int64,
+    _INDPTR_FILE: np.int64,
+}
+"""The index's ``.npy`` files and their dtypes: what an opened collection memory-maps."""
+
+JSON_FILES: tuple[str, ...] = (_VOCAB_FILE, _PARAMS_FILE)
+"""The index's JSON files (vocabulary, parameters): read into memory."""
 
 
 class Bm25sIndex(LexicalIndex):
@@ -228,8 +250,9 @@ class Bm25sIndex(LexicalIndex):
 
     Documents and queries are analyzed alike, by :attr:`analyzer`.
 
-    Build with :meth:`build` (or :func:`build_lexical_index`); store with :meth:`to_files` and
-    :meth:`from_files`.
+    Build with :meth:`build` (or :func:`build_lexical_index`), or write the files batch by
+    batch with :class:`Bm25sBuilder`; store with :meth:`to_files` and :meth:`from_files`, or
+    serve from memory-mapped files with :meth:`from_arrays`.
     """
 
     engine: ClassVar[str] = "bm25s"
@@ -367,19 +390,19 @@ class Bm25sIndex(LexicalIndex):
             ``bm25_indptr.npy`` (int64), ``bm25_vocab.json`` (the terms in column order) and
             ``bm25_params.json`` (engine, format version, size, k1, b, method).
         """
-        params = {"engine": self.engine, "format_version": _FORMAT_VERSION, "size": self.size}
-        params.update(self.params)
         return {
             _DATA_FILE: _npy_bytes(self._data),
             _INDICES_FILE: _npy_bytes(self._indices),
             _INDPTR_FILE: _npy_bytes(self._indptr),
-            _VOCAB_FILE: json.dumps(self._vocabulary, ensure_ascii=False).encode("utf-8"),
-            _PARAMS_FILE: json.dumps(params, indent=2).encode("utf-8"),
+            _VOCAB_FILE: _vocab_json(self._vocabulary),
+            _PARAMS_FILE: _params_json(self.size, self._k1, self._b),
         }
 
     @classmethod
     def from_files(cls, files: Mapping[str, bytes], analyzer: Analyzer = ENGLISH) -> Bm25sIndex:
         """Rebuild an index from the output of :meth:`to_files`, checking every file.
+
+        Every array is read into memory; :meth:`from_arrays` takes them memory-mapped instead.
 
         Args:
             files: file name to content, as :meth:`to_files` returned it.
@@ -391,40 +414,102 @@ class Bm25sIndex(LexicalIndex):
         Raises:
             ValueError: if a file is missing, unreadable, or inconsistent with the others.
         """
-        names = (_DATA_FILE, _INDICES_FILE, _INDPTR_FILE, _VOCAB_FILE, _PARAMS_FILE)
-        missing = [name for name in names if name not in files]
-        if missing:
-            raise ValueError(f"BM25 index files missing: {', '.join(missing)}")
-        params = _read_json(_PARAMS_FILE, files[_PARAMS_FILE])
-        if not isinstance(params, dict):
-            raise ValueError(f"{_PARAMS_FILE}: expected a JSON object")
-        if params.get("engine") != cls.engine or params.get("method") != "lucene":
-            raise ValueError(
-                f"{_PARAMS_FILE}: not a bm25s/lucene index (engine={params.get('engine')!r}, "
-                f"method={params.get('method')!r})"
-            )
-        if params.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{_PARAMS_FILE}: format version {params.get('format_version')!r} is not "
-                f"supported (expected {_FORMAT_VERSION})"
-            )
-        size = _param(params, "size")
-        if size != int(size):
-            raise ValueError(f"{_PARAMS_FILE}: size must be an integer, got {size!r}")
-        k1, b = _param(params, "k1"), _param(params, "b")
-        vocabulary = _read_json(_VOCAB_FILE, files[_VOCAB_FILE])
-        if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
-            raise ValueError(f"{_VOCAB_FILE}: expected a JSON list of strings")
+        _check_present(files, (*ARRAY_FILES, *JSON_FILES))
+        arrays = {name: _read_npy(name, files[name], dtype) for name, dtype in ARRAY_FILES.items()}
+        return cls.from_arrays(arrays, {name: files[name] for name in JSON_FILES}, analyzer)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: Mapping[str, np.ndarray],
+        json_files: Mapping[str, bytes],
+        analyzer: Analyzer = ENGLISH,
+    ) -> Bm25sIndex:
+        """Open an index from its three arrays (memory-mapped or not) and its two JSON files.
+
+        This is how an opened collection serves BM25 from read-only memory maps
+        (:func:`~.storage.map_member`): ``bm25_data.npy``, ``bm25_indices.npy`` and
+        ``bm25_indptr.npy`` are used as given, not copied (when they have the dtype of
+        :data:`ARRAY_FILES` and are contiguous, as mapped ``.npy`` files are), so their pages
+        come from the files as queries touch them; the checks below read them once. The
+        vocabulary (``bm25_vocab.json``, with a dict from term to column) and the parameters
+        (``bm25_params.json``) are loaded into memory. Searching never writes to the arrays.
+
+        The checks are those of :meth:`from_files`: dtypes, matching lengths, ``indptr``
+        rising from 0 to the number of scores, document ids below the size, finite scores, a
+        vocabulary of distinct strings, a params file of this engine and format version.
+
+        Args:
+            arrays: ``.npy`` file name to its array (each name of :data:`ARRAY_FILES`).
+            json_files: ``bm25_vocab.json`` and ``bm25_params.json``, name to content.
+            analyzer: the analyzer it was built with (from the collection's manifest).
+
+        Returns:
+            The index; it scores exactly as :meth:`from_files` over the same files would.
+
+        Raises:
+            ValueError: if a file is missing or not of its dtype, or the files are inconsistent.
+        """
+        _check_present(arrays, ARRAY_FILES)
+        _check_present(json_files, JSON_FILES)
+        size, k1, b, vocabulary = _read_meta(json_files)
+        for name, dtype in ARRAY_FILES.items():
+            array = arrays[name]
+            if not isinstance(array, np.ndarray):
+                raise ValueError(f"{name}: expected a numpy array, got {type(array).__name__}")
+            if array.dtype != dtype:
+                raise ValueError(f"{name}: expected dtype {np.dtype(dtype)}, got {array.dtype}")
         return cls(
-            data=_read_npy(_DATA_FILE, files[_DATA_FILE], np.float32),
-            indices=_read_npy(_INDICES_FILE, files[_INDICES_FILE], np.int64),
-            indptr=_read_npy(_INDPTR_FILE, files[_INDPTR_FILE], np.int64),
+            data=arrays[_DATA_FILE],
+            indices=arrays[_INDICES_FILE],
+            indptr=arrays[_INDPTR_FILE],
             vocabulary=vocabulary,
-            size=int(size),
+            size=size,
             k1=k1,
             b=b,
             analyzer=analyzer,
         )
+
+
+def _check_present(files: Mapping[str, object], names: Iterable[str]) -> None:
+    missing = [name for name in names if name not in files]
+    if missing:
+        raise ValueError(f"BM25 index files missing: {', '.join(missing)}")
+
+
+def _read_meta(json_files: Mapping[str, bytes]) -> tuple[int, float, float, list[str]]:
+    """Size, k1, b and vocabulary from the params and vocabulary files, each checked."""
+    params = _read_json(_PARAMS_FILE, json_files[_PARAMS_FILE])
+    if not isinstance(params, dict):
+        raise ValueError(f"{_PARAMS_FILE}: expected a JSON object")
+    if params.get("engine") != Bm25sIndex.engine or params.get("method") != "lucene":
+        raise ValueError(
+            f"{_PARAMS_FILE}: not a bm25s/lucene index (engine={params.get('engine')!r}, "
+            f"method={params.get('method')!r})"
+        )
+    if params.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{_PARAMS_FILE}: format version {params.get('format_version')!r} is not "
+            f"supported (expected {_FORMAT_VERSION})"
+        )
+    size = _param(params, "size")
+    if size != int(size):
+        raise ValueError(f"{_PARAMS_FILE}: size must be an integer, got {size!r}")
+    k1, b = _param(params, "k1"), _param(params, "b")
+    vocabulary = _read_json(_VOCAB_FILE, json_files[_VOCAB_FILE])
+    if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
+        raise ValueError(f"{_VOCAB_FILE}: expected a JSON list of strings")
+    return int(size), k1, b, vocabulary
+
+
+def _vocab_json(vocabulary: Sequence[str]) -> bytes:
+    return json.dumps(list(vocabulary), ensure_ascii=False).encode("utf-8")
+
+
+def _params_json(size: int, k1: float, b: float) -> bytes:
+    params = {"engine": Bm25sIndex.engine, "format_version": _FORMAT_VERSION, "size": size}
+    params.update({"k1": float(k1), "b": float(b), "method": "lucene"})
+    return json.dumps(params, indent=2).encode("utf-8")
 
 
 def _param(params: dict[str, Any], name: str) -> float:
@@ -464,10 +549,14 @@ def _check_matrix(
         raise ValueError(
             f"BM25 indptr must rise from 0 to the data length {len(data)} without decreasing"
         )
-    if len(indices) and (indices.min() < 0 or indices.max() >= size):
-        raise ValueError(f"BM25 indices must be document ids in [0, {size})")
-    if not np.all(np.isfinite(data)):
-        raise ValueError("BM25 data contains non-finite scores")
+    # Block by block: on memory-mapped arrays a whole-array temporary would cost what the
+    # mapping saves.
+    for start in range(0, len(data), _CHECK_BLOCK):
+        ids = indices[start : start + _CHECK_BLOCK]
+        if ids.min() < 0 or ids.max() >= size:
+            raise ValueError(f"BM25 indices must be document ids in [0, {size})")
+        if not np.isfinite(data[start : start + _CHECK_BLOCK]).all():
+            raise ValueError("BM25 data contains non-finite scores")
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -494,6 +583,287 @@ def _read_json(name: str, content: bytes) -> Any:
         return json.loads(content.decode("utf-8"))
     except ValueError as error:  # also covers JSONDecodeError and UnicodeDecodeError
         raise ValueError(f"{name}: not valid UTF-8 JSON ({error})") from error
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming bm25s builder
+# ---------------------------------------------------------------------------------------------
+
+# One (document, term) pair of a batch, as spilled to the work folder: the term's id in
+# first-seen order (its column once finish knows the order), its count in the document, the
+# document's length in terms and the document's id.
+_POSTING = np.dtype([("term", "<i4"), ("tf", "<i4"), ("dl", "<i4"), ("doc", "<i8")])
+_SPILL_FILE = "bm25_postings.bin"
+_READ_POSTINGS = 1 << 18  # postings read from the spill at once (5 MB)
+_BUCKET_POSTINGS = 1 << 20  # postings sorted at once, at least (about 100 MB at the peak)
+_MAX_BUCKETS = 256  # bucket files open at once; past 2**28 postings, buckets grow instead
+
+
+class Bm25sBuilder:
+    """Build the files of a :class:`Bm25sIndex` from batches of texts, never holding them all.
+
+    Feed the texts batch after batch, in document order, with :meth:`add`, then write the
+    index with :meth:`finish`. Each batch is analyzed and reduced to one record per distinct
+    (document, term) pair (term id, count, document length, document id: 20 bytes) appended
+    to a file in ``work_dir``; only the vocabulary (term to id) and one count per term stay
+    in memory. :meth:`finish` sorts the records by column in buckets of about a million
+    (an external distribution sort: one pass spreads them over bucket files by column range,
+    then each bucket is sorted in memory, scored and appended to the output files), so memory
+    stays bounded by the vocabulary and a bucket, whatever the corpus size.
+
+    The files equal those of ``Bm25sIndex.build(texts, ...).to_files()`` over the
+    concatenated texts byte for byte, when built in the same process: the scores repeat
+    bm25s's float operations in the same order, and the columns come in bm25s's order, the
+    iteration order of a Python set of the terms filled in text order (which, as for
+    :meth:`Bm25sIndex.build`, depends on the process's string hash seed).
+
+    Attributes:
+        analyzer: the analysis of the texts (and later of the index's queries).
+        size: the number of documents added so far.
+
+    Example:
+        builder = Bm25sBuilder(analyzer, k1=1.5, b=0.75, work_dir=scratch)
+        for batch in batches:
+            builder.add(batch)
+        names = builder.finish(folder)
+    """
+
+    def __init__(
+        self, analyzer: Analyzer = ENGLISH, *, k1: float = 1.5, b: float = 0.75, work_dir: Path
+    ) -> None:
+        """Start an empty index.
+
+        Args:
+            analyzer: how texts and queries become terms (see :mod:`.analysis`).
+            k1: BM25 term-frequency saturation.
+            b: BM25 document-length normalization.
+            work_dir: an existing folder for the builder's temporary files; the caller
+                removes it. It needs about 20 bytes per distinct (document, term) pair, twice
+                during :meth:`finish`.
+        """
+        self.analyzer = analyzer
+        self._k1 = float(k1)
+        self._b = float(b)
+        self._spill = Path(work_dir) / _SPILL_FILE
+        self._spill.write_bytes(b"")
+        self._work_dir = Path(work_dir)
+        self._term_ids: dict[str, int] = {}  # term to id, in first-seen order
+        self._df = np.zeros(0, dtype=np.int64)  # documents per term id
+        self.size = 0  # documents added
+        self._terms = 0  # terms over all documents, for the mean document length
+        self._finished = False
+
+    def add(self, texts: Sequence[str]) -> None:
+        """Analyze the next documents; the first gets the id after the last one added.
+
+        Args:
+            texts: the documents' texts, in document order.
+
+        Raises:
+            ValueError: if :meth:`finish` was called already.
+        """
+        self._check_open()
+        docs = self.analyzer.tokenize_many(texts)
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        term_ids = self._term_ids
+        total = int(lengths.sum())
+        # New terms get the next ids in first-seen order; the batch's distinct terms are few.
+        for term in dict.fromkeys(chain.from_iterable(docs)):
+            if term not in term_ids:
+                term_ids[term] = len(term_ids)
+        ids = np.fromiter(
+            map(term_ids.__getitem__, chain.from_iterable(docs)), dtype=np.int64, count=total
+        )
+        first = self.size
+        self.size += len(docs)
+        self._terms += total
+        del docs
+        if not total:
+            return
+        n_terms = len(term_ids)
+        local = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        pairs, counts = np.unique(local * n_terms + ids, return_counts=True)
+        del local, ids
+        records = np.empty(len(pairs), dtype=_POSTING)
+        records["term"] = pairs % n_terms
+        records["tf"] = counts
+        records["dl"] = lengths[pairs // n_terms]
+        records["doc"] = pairs // n_terms + first
+        df = np.bincount(records["term"], minlength=n_terms)
+        df[: len(self._df)] += self._df
+        self._df = df
+        with open(self._spill, "ab") as handle:
+            records.tofile(handle)
+
+    def finish(self, folder: Path) -> list[str]:
+        """Write the index's files into ``folder`` (each atomically, fsynced).
+
+        Args:
+            folder: an existing folder; files of the same names are replaced.
+
+        Returns:
+            The names written: the keys of :meth:`Bm25sIndex.to_files`.
+
+        Raises:
+            ValueError: if :meth:`finish` was called already.
+        """
+        self._check_open()
+        self._finished = True
+        folder = Path(folder)
+        vocabulary, column = self._columns()
+        n_terms = len(vocabulary)
+        df = np.zeros(n_terms, dtype=np.int64)
+        df[column] = self._df
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        postings = int(indptr[-1])
+        with (
+            _atomic_file(folder / _DATA_FILE) as data_file,
+            _atomic_file(folder / _INDICES_FILE) as indices_file,
+        ):
+            data_file.write(_npy_header(np.float32, postings))
+            indices_file.write(_npy_header(np.int64, postings))
+            if postings:
+                idf = _lucene_idf(df, self.size)
+                # bm25s averages with numpy: a float64 sum of exact integers, then one division
+                mean_length = float(np.float64(self._terms) / self.size)
+                for bucket in self._sorted_buckets(column, indptr):
+                    scores = _lucene_scores(bucket, idf, mean_length, self._k1, self._b)
+                    data_file.write(scores.data)
+                    indices_file.write(np.ascontiguousarray(bucket["doc"], "<i8").data)
+        small = {
+            _INDPTR_FILE: _npy_bytes(indptr),
+            _VOCAB_FILE: _vocab_json(vocabulary),
+            _PARAMS_FILE: _params_json(self.size, self._k1, self._b),
+        }
+        for name, content in small.items():
+            atomic_write(folder / name, content)
+        fsync_dir(folder)
+        self._spill.unlink(missing_ok=True)
+        return [_DATA_FILE, _INDICES_FILE, _INDPTR_FILE, _VOCAB_FILE, _PARAMS_FILE]
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise ValueError("this Bm25sBuilder has finished; start a new one to build again")
+
+    def _columns(self) -> tuple[list[str], np.ndarray]:
+        """bm25s's column order: the terms and, for each first-seen id, its column."""
+        # bm25s collects the vocabulary with set.update over each document's terms; adding
+        # the distinct terms in first-seen order makes the same insertions, so the same set.
+        unique: set[str] = set()
+        unique.update(list(self._term_ids))
+        vocabulary = list(unique)
+        del unique
+        column = np.empty(len(vocabulary), dtype=np.int64)
+        first_seen = np.fromiter(
+            map(self._term_ids.__getitem__, vocabulary), dtype=np.int64, count=len(vocabulary)
+        )
+        column[first_seen] = np.arange(len(vocabulary), dtype=np.int64)
+        return vocabulary, column
+
+    def _sorted_buckets(self, column: np.ndarray, indptr: np.ndarray) -> Iterator[np.ndarray]:
+        """The spilled postings by column then document, a bucket of columns at a time.
+
+        Pass one spreads the spill over bucket files, each a range of columns; pass two
+        sorts each bucket by column. Both keep document order within a column (the spill is in
+        document order and the sorts are stable), so each column lists its documents rising,
+        as bm25s's CSC matrix does.
+        """
+        postings = int(indptr[-1])
+        size = max(_BUCKET_POSTINGS, -(-postings // _MAX_BUCKETS))
+        # The column holding every size-th posting starts a bucket.
+        starts = np.unique(np.searchsorted(indptr, np.arange(0, postings, size), "right") - 1)
+        paths = [self._work_dir / f"bm25_bucket_{i}.bin" for i in range(len(starts))]
+        with ExitStack() as stack:
+            outs = [stack.enter_context(open(path, "wb")) for path in paths]
+            with open(self._spill, "rb") as spill:
+                while len(chunk := np.fromfile(spill, dtype=_POSTING, count=_READ_POSTINGS)):
+                    chunk["term"] = column[chunk["term"]]
+                    bucket = np.searchsorted(starts, chunk["term"], "right") - 1
+                    chunk = chunk[_stable_order(bucket)]
+                    ends = np.cumsum(np.bincount(bucket, minlength=len(starts)))
+                    for out, start, end in zip(outs, [0, *ends[:-1]], ends, strict=True):
+                        if end > start:
+                            chunk[start:end].tofile(out)
+        self._spill.unlink()
+        for path in paths:
+            records = np.fromfile(path, dtype=_POSTING)
+            path.unlink()
+            yield records[_stable_order(records["term"])]
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """The order that sorts integer keys in [0, 2**32), equal keys kept in their order.
+
+    Two stable sorts of 16-bit digits, the low one first: numpy radix-sorts 16-bit keys, so
+    this is about four times as fast as a stable sort of the keys themselves.
+    """
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    if len(keys) and keys.max() > 0xFFFF:
+        high = (keys[order] >> 16).astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
+    return order
+
+
+def _lucene_idf(df: np.ndarray, size: int) -> np.ndarray:
+    """float32 ``ln(1 + (N - df + 0.5) / (df + 0.5))`` per term, with ``math.log`` as bm25s."""
+    values = np.unique(df)
+    idf = [math.log(1 + (size - d + 0.5) / (d + 0.5)) for d in values.tolist()]
+    return np.asarray(idf, dtype=np.float64).astype(np.float32)[np.searchsorted(values, df)]
+
+
+def _lucene_scores(
+    postings: np.ndarray, idf: np.ndarray, mean_length: float, k1: float, b: float
+) -> np.ndarray:
+    """float32 scores of postings (the :class:`Bm25sIndex` formula), as bm25s computes them.
+
+    bm25s scores each document in float64 (its float32 counts meet the float64 mean length),
+    multiplies by the float32 idf and stores float32; the same operations in the same order
+    give the same bits.
+    """
+    tf = postings["tf"].astype(np.float32).astype(np.float64)
+    # k1 * ((1 - b) + b * dl / avgdl) + tf in place: x * y and y * x round alike, as do sums
+    norm = postings["dl"].astype(np.float64)
+    norm *= b
+    norm /= mean_length
+    norm += 1 - b
+    norm *= k1
+    norm += tf
+    tf /= norm
+    del norm
+    tf *= idf[postings["term"]]
+    return tf.astype(np.float32)
+
+
+def _npy_header(dtype: type[np.generic], length: int) -> bytes:
+    """The header ``np.save`` writes for a 1-D array of ``length`` items of ``dtype``."""
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": (length,),
+    }
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write a file in pieces as :func:`~.storage.atomic_write` writes it whole.
+
+    A temporary file in the same folder, flushed and fsynced, is renamed over ``path`` when the
+    block ends without error and removed otherwise; the caller fsyncs the folder.
+    """
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
