@@ -38,6 +38,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -951,12 +952,11 @@ def _load(
         )
         if current != stored:
             raise FingerprintMismatchError(name, stored, current)
-    mapped = MAPPED_FILES & set(manifest["files"])
-    data = {n: _read_listed(folder, manifest, n) for n in manifest["files"] if n not in mapped}
+    data, arrays = _verified_files(folder, manifest)
     try:
         documents = _rows(data[DOCUMENTS_FILE], DOCUMENTS_FILE, _document_row, DOCUMENTS_SCHEMA)
         chunks = _rows(data[CHUNKS_FILE], CHUNKS_FILE, _chunk_row, CHUNKS_SCHEMA)
-        embeddings = _map_listed(folder, manifest, "embeddings.npy")
+        embeddings = arrays[EMBEDDINGS_FILE]
         try:
             vector_index = VectorIndex.from_bytes(
                 data["vector.faiss"], manifest["index"], embeddings
@@ -964,7 +964,7 @@ def _load(
         except ValueError as exc:  # FAISS's message does not name the file
             raise ValueError(f"vector.faiss: {exc}") from exc
         lexical = Bm25sIndex.from_arrays(
-            {n: _map_listed(folder, manifest, n) for n in BM25_ARRAY_FILES},
+            {n: arrays[n] for n in BM25_ARRAY_FILES},
             {n: data[n] for n in BM25_JSON_FILES},
             manifest_analyzer(manifest),
         )
@@ -983,6 +983,35 @@ def _load(
     return Collection(
         name, folder, manifest, documents, chunks, embeddings, vector_index, lexical, embedder
     )
+
+
+def _verified_files(
+    folder: Path, manifest: dict[str, Any]
+) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
+    """Every file the manifest lists, checked against its size and sha256: the small ones
+    read, those of :data:`MAPPED_FILES` mapped.
+
+    The checks stream each file through sha256 and run side by side, a thread per core
+    (hashing and reading release the GIL): checking is most of the time a large collection
+    takes to open.
+
+    Raises:
+        IntegrityError: a file is missing, damaged or not what the manifest records (the
+            first such file in the manifest's order).
+    """
+    names = list(manifest["files"])
+    workers = max(1, min(len(names), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        futures = {
+            name: pool.submit(
+                _map_listed if name in MAPPED_FILES else _read_listed, folder, manifest, name
+            )
+            for name in names
+        }
+        results = {name: future.result() for name, future in futures.items()}
+    data = {n: v for n, v in results.items() if n not in MAPPED_FILES}
+    arrays = {n: v for n, v in results.items() if n in MAPPED_FILES}
+    return data, arrays
 
 
 def manifest_analyzer(manifest: dict[str, Any]) -> Analyzer:

@@ -268,6 +268,9 @@ def test_a_collection_maps_its_vectors_read_only(tmp_path, embedder) -> None:
     built = build_collection("notes", source, BuildOptions(), home=tmp_path, embedder=embedder)
     assert built.vectors_mapped  # a build returns the collection as opened from its files
     opened = open_collection("notes", tmp_path, embedder=embedder)
+    # the BM25 index's arrays are mapped from the collection's files too, not copied
+    for array in (opened.lexical._data, opened.lexical._indices, opened.lexical._indptr):
+        assert isinstance(array.base, np.memmap) and not array.flags.writeable
     assert opened.vectors_mapped and not opened.embeddings.flags.writeable
     assert type(opened.embeddings) is np.ndarray  # a plain array to every caller
     np.testing.assert_array_equal(opened.embeddings, built.embeddings)
