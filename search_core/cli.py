@@ -231,7 +231,7 @@ def _search_options(args: argparse.Namespace, collection: Any) -> dict[str, Any]
     fields (so a malformed filter names them too)."""
     from .filters import merge_filters, metadata_fields
 
-    fields = metadata_fields(d.metadata for d in collection.documents) if args.filter else None
+    fields = metadata_fields(collection.document_metadata()) if args.filter else None
     return {
         "threshold": args.threshold,
         "rrf_k": args.rrf_k,

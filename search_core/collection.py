@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .analysis import ENGLISH, Analyzer, check_language, choose_analyzer
-from .chunking import ChunkingConfig, indexed_texts
+from .chunking import ChunkingConfig, indexed_text
 from .embedding import (
     Embedder,
     EmbeddingCache,
@@ -374,7 +374,7 @@ class Collection:
         with self._lock:
             kept = self._masks.pop(key, None)
             if kept is None:
-                kept = filter_mask(filters, self._metadata(), self.chunk_doc_index)
+                kept = filter_mask(filters, self.document_metadata(), self.chunk_doc_index)
                 assert kept is not None
                 kept.flags.writeable = False
             self._masks[key] = kept  # the most recent last
@@ -382,15 +382,26 @@ class Collection:
                 self._masks.pop(next(iter(self._masks)))
             return kept
 
-    def _metadata(self) -> list[dict[str, Any]]:
-        if isinstance(self.documents, Rows):  # the metadata column alone, not every text
+    def document_metadata(self) -> list[dict[str, Any]]:
+        """Every document's metadata, in document order (read from its column alone, without
+        making every document with its text)."""
+        if isinstance(self.documents, Rows):
             return [json.loads(m) for m in self.documents.column("metadata")]
         return [dict(d.metadata) for d in self.documents]
+
+    def chunk_texts(self) -> list[str]:
+        """Every chunk's text (without its title), in chunk order."""
+        return _column(self.chunks, "text")
 
     def indexed_texts(self) -> list[str]:
         """The text of every chunk as embedded and indexed (title + chunk text)."""
         shortened = self.manifest.get("index_titles", {})
-        return indexed_texts(self.chunks, {**self.titles, **shortened})
+        titles = {**self.titles, **shortened}
+        doc_ids = _column(self.chunks, "doc_id")
+        return [
+            indexed_text(titles.get(doc_id, ""), text)
+            for doc_id, text in zip(doc_ids, self.chunk_texts(), strict=True)
+        ]
 
     def document(self, doc_id: str) -> Document:
         """A document by id.

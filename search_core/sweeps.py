@@ -105,7 +105,7 @@ class CandidatePool:
         self.depth = depth
         self.total = len(collection.chunks)
         self.chunk_doc = collection.chunk_doc_index
-        self.doc_ids = [d.doc_id for d in collection.documents]
+        self.doc_ids = list(collection.doc_index)  # in document order
         self.reads_language = collection.model_reads_language
         if vectors is None:
             vectors = collection.embedder.embed_queries([self.texts[q] for q in self.ids])

@@ -328,7 +328,7 @@ def collection_reference(collection: Collection) -> tuple[np.ndarray, bool]:
     if isinstance(recorded, dict) and recorded.get("values"):
         return np.asarray(recorded["values"], dtype=np.float64), True
     record = reference_record(
-        [chunk.text for chunk in collection.chunks],
+        collection.chunk_texts(),
         collection.embedder.embed_queries,
         collection.embeddings,
     )

@@ -606,8 +606,8 @@ class FieldSummary:
 def _fields(home: str, name: str, version: str) -> dict[str, FieldSummary]:
     collection = _collection(home, name, version)
     seen: dict[str, list[Any]] = {}
-    for document in collection.documents:
-        for field, value in document.metadata.items():
+    for metadata in collection.document_metadata():
+        for field, value in metadata.items():
             if value is not None:
                 seen.setdefault(field, []).append(value)
     summaries = {}
