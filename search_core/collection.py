@@ -67,7 +67,7 @@ from .filters import chunk_mask as filter_mask
 from .lexical import ARRAY_FILES as BM25_ARRAY_FILES
 from .lexical import JSON_FILES as BM25_JSON_FILES
 from .lexical import Bm25sBuilder, Bm25sIndex, LexicalIndex, build_lexical_index
-from .pipeline import EmbeddedBatch, document_batches, embed_batch
+from .pipeline import BatchEngine, EmbeddedBatch, document_batches, embed_batch
 from .rows import Rows
 from .settings import (
     DEFAULT_BACKEND,
@@ -122,10 +122,6 @@ SKIPPED_KEPT = 200
 """Skipped source files the manifest lists by name (the count covers them all)."""
 # fullmatch only: "$" would also match before a final newline.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-BatchEngine = Callable[[Iterator[list[Document]]], Iterator[EmbeddedBatch]]
-"""Chunks and embeds batches of documents: one :class:`~.pipeline.EmbeddedBatch` for each
-batch, in the same order, taking the batches as they come (see :mod:`.pipeline`)."""
 
 STREAMED_FILES = (DOCUMENTS_FILE, CHUNKS_FILE, EMBEDDINGS_FILE)
 """Files a build writes batch by batch (their checksums are read back by streaming)."""
@@ -605,7 +601,7 @@ class _Build:
             self.report("embed", 0, total)
             for batch in (engine or local)(document_batches(documents)):
                 writer.add(batch)
-                if pack_keys:
+                if pack_keys and engine is None:  # another engine has no access to the cache
                     pack_used += sum(text_sha256(t) in pack_keys for t in batch.texts)
                 self.report("embed", min(done(), total), total)
             writer.close()

@@ -352,11 +352,15 @@ class EmbeddingCache:
 
 
 def _threads() -> int:
-    """CPU cores this process may run on (its affinity, not the machine's core count)."""
+    """CPU cores this process may run on: its affinity, not the machine's core count, and
+    no more than ``$OMP_NUM_THREADS`` when that is set (Ray sets it to an actor's CPUs, so
+    several actors on one node do not each run a thread per core)."""
     try:
-        return max(len(os.sched_getaffinity(0)), 1)
+        cores = max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:  # not on Linux
-        return max(os.cpu_count() or 1, 1)
+        cores = max(os.cpu_count() or 1, 1)
+    granted = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(cores, int(granted)) if granted.isdigit() and int(granted) > 0 else cores
 
 
 class EmbeddingBackend(ABC):

@@ -11,7 +11,7 @@ wherever their batches ran.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,3 +114,9 @@ def embed_batch(
         else np.zeros((0, embedder.dim), dtype=np.float32)
     )
     return EmbeddedBatch(documents, tuple(chunks), titles, vectors.astype(np.float32, copy=False))
+
+
+BatchEngine = Callable[[Iterator[list[Document]]], Iterator[EmbeddedBatch]]
+"""Chunks and embeds batches of documents: one :class:`EmbeddedBatch` for each batch, in
+the same order, taking the batches as they come (this process's, or a Ray cluster's from
+:mod:`.distributed`)."""

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 HOME_ENV = "SEARCH_EXPLORER_HOME"
+RAY_ENV = "SEARCH_EXPLORER_RAY"
 CACHE_ENV = "SEARCH_EXPLORER_CACHE"
 MODEL_CACHE_ENV = "SEARCH_EXPLORER_MODEL_CACHE"
 
@@ -49,6 +50,13 @@ BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 MODEL_LANGUAGES: dict[str, tuple[str, ...]] = {BUNDLED_MODEL: ("en",)}
 """The languages each known embedding model was trained on (ISO 639-1); a model not listed
 is taken to read every language."""
+
+
+def ray_address() -> str | None:
+    """The Ray cluster the app offers to build on: ``$SEARCH_EXPLORER_RAY`` (a head's
+    ``HOST:PORT``, or ``local``), None when it is not set."""
+    address = os.environ.get(RAY_ENV, "").strip()
+    return address or None
 
 
 def collections_home(home: str | Path | None = None) -> Path:
