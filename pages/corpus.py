@@ -12,6 +12,7 @@ from search_core.collection import BuildOptions, delete_collection, validate_nam
 from search_core.embedding import EMBEDDING_BACKENDS
 from search_core.ingest import SUPPORTED_EXTENSIONS, FieldMap
 from search_core.settings import DEFAULT_BACKEND, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from search_core.settings import ray_address as ray_address_setting
 from search_core.vector_index import INDEX_KINDS
 from ui import display, state
 
@@ -317,6 +318,14 @@ suggested = "".join(c if c.isalnum() or c in "_-." else "-" for c in Path(upload
 name = st.text_input(
     "Collection name", suggested.strip("-.")[:64] or "my-corpus", key="corpus_name"
 )
+ray_address = ray_address_setting()
+on_ray = ray_address is not None and st.toggle(
+    f"Chunk and embed on the Ray cluster at {ray_address}",
+    key="corpus_on_ray",
+    help="The documents are read here and sent in batches to the cluster's actors, which load "
+    "the model once each; the collection is written here. Set by SEARCH_EXPLORER_RAY.",
+)
+
 if name in infos:
     st.warning(
         f"A collection named {display.md(name)} exists. Building replaces it once the new one "
@@ -336,7 +345,7 @@ if st.button("Build", key="corpus_build", type="primary", icon=":material/build:
     except state.USER_ERRORS as exc:
         display.error(exc)
         st.stop()
-    built = state.build(name, source, options)
+    built = state.build(name, source, options, ray_address if on_ray else None)
     if built is not None:
         counts = built.manifest["counts"]
         st.session_state["corpus_built"] = (

@@ -12,7 +12,6 @@ import sqlite3
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -106,17 +105,6 @@ def _parse_index_params(items: Sequence[str]) -> dict[str, int]:
     return params
 
 
-def _build_engine(
-    address: str | None, model: str | None, backend: str, chunking: ChunkingConfig
-) -> AbstractContextManager[Any]:
-    """The engine of ``index --ray ADDRESS`` (a Ray actor pool), or None for a local build."""
-    if address is None:
-        return nullcontext(None)
-    from .distributed import ray_engine
-
-    return ray_engine(address, model=model, backend=backend, chunking=chunking)
-
-
 def cmd_index(args: argparse.Namespace) -> int:
     from .analysis import check_language
     from .collection import BuildOptions, build_collection, check_can_build
@@ -152,7 +140,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         fields=fields,
         language=args.language,
     )
-    with _build_engine(args.ray, options.model, options.backend, options.chunking) as engine:
+    from .distributed import build_engine
+
+    with build_engine(args.ray, options) as engine:
         collection = build_collection(
             args.name, args.source, options, home=args.home, progress=_progress(), engine=engine
         )

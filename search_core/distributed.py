@@ -59,15 +59,18 @@ import os
 import socket
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkingConfig
 from .embedding import shared_embedder
 from .errors import CollectionError
 from .pipeline import BatchEngine, EmbeddedBatch, embed_batch
 from .types import Document
+
+if TYPE_CHECKING:
+    from .collection import BuildOptions
 
 PROBE_SECONDS = 10.0
 """How long a cluster's address may take to accept a connection before the build gives up."""
@@ -204,6 +207,22 @@ def ray_engine(
             for actor in pool:
                 with suppress(ray.exceptions.RayError):  # a cluster already gone
                     ray.kill(actor, no_restart=True)
+
+
+def build_engine(
+    address: str | None, options: BuildOptions
+) -> AbstractContextManager[BatchEngine | None]:
+    """The engine of a build: a Ray cluster's (:func:`ray_engine`) for an address, or None
+    (the build's own process) without one.
+
+    Raises:
+        DistributedBuildError: as for :func:`ray_engine`, when the context is entered.
+    """
+    if address is None:
+        return nullcontext(None)
+    return ray_engine(
+        address, model=options.model, backend=options.backend, chunking=options.chunking
+    )
 
 
 def _is_loopback(address: str) -> bool:

@@ -88,3 +88,22 @@ def test_an_own_csv_is_built_and_searched_with_a_sensible_answer(home: Path) -> 
     assert not at.exception and not at.error
     first = next(m.value for m in at.markdown if m.value.startswith("**1\\.**"))
     assert any(review in plain(first) for review in BATTERY_FAILURES), first
+
+
+def test_a_configured_ray_cluster_is_offered_and_its_failure_is_a_message(
+    home: Path, monkeypatch
+) -> None:
+    """Issue 16: with SEARCH_EXPLORER_RAY set, the build can run on the cluster; a cluster
+    that cannot be reached (or Ray not installed) is a plain message, and nothing is built."""
+    at = upload_reviews()
+    assert not [t for t in at.toggle if t.key == "corpus_on_ray"]  # not configured: not offered
+    monkeypatch.setenv("SEARCH_EXPLORER_RAY", "127.0.0.1:1")  # nothing listens on port 1
+    at.run()
+    toggle = at.toggle(key="corpus_on_ray")
+    assert "127.0.0.1:1" in toggle.label and toggle.value is False
+    toggle.set_value(True)
+    at.text_input(key="corpus_name").input("reviews")
+    at.button(key="corpus_build").click().run()
+    assert not at.exception
+    assert any("Ray" in e.value for e in at.error), [e.value for e in at.error]
+    assert not (home / "reviews" / "CURRENT").exists()

@@ -307,17 +307,36 @@ def progress_callback(bar: Any, label: str) -> Callable[[int, int], None]:
     return update
 
 
-def build(name: str, source: str | Path | IngestReport, options: BuildOptions) -> Collection | None:
+def build(
+    name: str,
+    source: str | Path | IngestReport,
+    options: BuildOptions,
+    ray_address: str | None = None,
+) -> Collection | None:
     """Build a collection with a progress bar; a failure is shown and leaves any old one as it was.
+
+    Args:
+        name: the collection's name.
+        source: what to build it from.
+        options: the build settings.
+        ray_address: a Ray cluster to chunk and embed on (see :mod:`search_core.distributed`),
+            or None to build in this process.
 
     Returns:
         The new collection, or None when the build failed (the message is on the page).
     """
+    from search_core.distributed import build_engine
+
     bar = st.progress(0.0, text="Starting the build · estimating the time left")
     try:
-        collection = build_collection(
-            name, source, options, progress=BuildProgress(lambda f, t: bar.progress(f, text=t))
-        )
+        with build_engine(ray_address, options) as engine:
+            collection = build_collection(
+                name,
+                source,
+                options,
+                progress=BuildProgress(lambda f, t: bar.progress(f, text=t)),
+                engine=engine,
+            )
     except USER_ERRORS as exc:
         display.error(exc)
         return None
