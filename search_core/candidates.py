@@ -70,7 +70,7 @@ def cosines(
     if vector is None:
         return None
     rows = collection.embeddings[np.asarray(ids, dtype=np.int64)]
-    return np.sum(rows * np.asarray(vector, dtype=np.float32), axis=1, dtype=np.float32)
+    return np.asarray(np.sum(rows * np.asarray(vector, dtype=np.float32), axis=1, dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,14 @@ class RetrieverList:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Each of ``ids``' 0-based position in this list, -1 where the list lacks it.
+
+        Sorts the list once (``O(n log n)``) and looks up only ``ids``: a search asks for the
+        k hits it shows, not for a table of every candidate.
+        """
+        return _positions(self.ids, ids)
 
     def head(self, depth: int) -> RetrieverList:
         """The first ``depth`` candidates."""
@@ -123,13 +131,25 @@ class Candidates:
     identifier: RetrieverList = field(default_factory=RetrieverList)
     model_reads_language: bool = True
 
-    def cosine_of(self) -> dict[int, float]:
-        """The exact cosine of every candidate (none when the query is not embedded)."""
-        table: dict[int, float] = {}
-        for part in (self.identifier, self.bm25, self.vector):
-            if part.cosine is not None:
-                table.update(zip(part.ids.tolist(), part.cosine.tolist(), strict=True))
-        return table
+    def cosines_of(self, ids: np.ndarray) -> np.ndarray | None:
+        """The exact cosine to the query of each of ``ids``; None when it is not embedded.
+
+        Looks up only ``ids`` (the hits shown, say), without a table of every candidate; an
+        id that is no candidate gets NaN. A chunk's cosine is the same float in every list
+        that holds it (:func:`cosines` works row by row), so any copy gives it.
+        """
+        parts = [p for p in (self.vector, self.bm25, self.identifier) if p.cosine is not None]
+        if not parts:
+            return None
+        at = _positions(np.concatenate([p.ids for p in parts]), ids)
+        found = at >= 0
+        cosine = np.full(len(at), np.nan, dtype=np.float32)
+        cosine[found] = np.concatenate([p.cosine for p in parts if p.cosine is not None])[at[found]]
+        return cosine
+
+    def counted(self) -> np.ndarray:
+        """The chunks the retrievers proposed (vector and BM25 candidates), by ascending id."""
+        return np.union1d(self.vector.ids, self.bm25.ids).astype(np.int64, copy=False)
 
 
 @dataclass(frozen=True)
@@ -189,6 +209,17 @@ def _best_two(docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndar
     return first[rank], total[rank]
 
 
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Each of ``wanted``'s position in ``ids``, -1 where absent (one of an id's positions,
+    when it repeats): a sort of ``ids`` and a binary search for each of ``wanted``."""
+    wanted = np.asarray(wanted, dtype=np.int64)
+    if not len(ids):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)
+    return np.where(ids[order[at]] == wanted, order[at], -1)
+
+
 Aggregation = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 AGGREGATIONS: dict[str, Aggregation] = {"best": _best_chunk, "best-two": _best_two}
@@ -238,7 +269,7 @@ def rank(candidates: Candidates, params: SearchParams) -> Ranking:
     gated: frozenset[int] = frozenset()
     if not len(identifiers) and bm25.cosine is not None:
         floor = lexical_floor(params, candidates.model_reads_language)
-    if floor is not None:
+    if floor is not None and bm25.cosine is not None:  # the floor is set only then
         on_topic = bm25.cosine >= floor
         gated = frozenset(bm25.ids[~on_topic].tolist())
         bm25 = bm25.where(on_topic)
@@ -290,14 +321,28 @@ def identifier_list(
     query: str,
     vector: np.ndarray | None,
     mask: np.ndarray | None = None,
+    stored_bm25: RetrieverList | None = None,
 ) -> RetrieverList:
-    """Chunks holding every rare identifier of the query, best BM25 score first."""
+    """Chunks holding every rare identifier of the query, best BM25 score first.
+
+    Args:
+        collection: the collection.
+        query: the query text.
+        vector: the query's normalized embedding (None when not embedded).
+        mask: chunks allowed by the filters.
+        stored_bm25: the query's BM25 candidates from the collection's stored index
+            (``collection.lexical``), when gathered: chunks holding a rare identifier nearly
+            always rank among them, and their scores are read from there instead of scoring
+            every chunk of the collection a second time.
+    """
     ids = identifier_matches(collection.lexical, query)
     if mask is not None:
         ids = ids[mask[ids]]
     if not len(ids):
         return RetrieverList(cosine=None if vector is None else np.zeros(0, dtype=np.float32))
-    scores = collection.lexical.scores(query)[ids]
+    known = stored_bm25 if stored_bm25 is not None else RetrieverList()
+    at = known.positions(ids)
+    scores = known.scores[at] if bool(np.all(at >= 0)) else collection.lexical.scores(query)[ids]
     order = np.lexsort((ids, -scores))
     ids = ids[order]
     return RetrieverList(ids, scores[order], cosines(collection, ids, vector))
@@ -337,6 +382,7 @@ def gather(
     """
     times = times if times is not None else GatherTimes()
     vector_list = bm25_list = identifiers = RetrieverList()
+    stored_bm25 = None
     if params.mode in ("vector", "hybrid") and vector is not None:
         tick = time.perf_counter()
         ids, scores = collection.vector_index.search(
@@ -350,6 +396,7 @@ def gather(
         ids, scores = engine.top_k(query, depth, allowed=mask)
         times.bm25_ms += (time.perf_counter() - tick) * 1000
         bm25_list = RetrieverList(ids, scores, cosines(collection, ids, vector), len(ids) < depth)
+        stored_bm25 = bm25_list if engine is collection.lexical else None
     if params.mode == "hybrid" and params.identifier_match:
-        identifiers = identifier_list(collection, query, vector, mask)
+        identifiers = identifier_list(collection, query, vector, mask, stored_bm25)
     return Candidates(vector_list, bm25_list, identifiers, collection.model_reads_language)

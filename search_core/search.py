@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .candidates import AGGREGATIONS, GatherTimes, gather, rank_deepening
+from .candidates import AGGREGATIONS, GatherTimes, RetrieverList, gather, rank_deepening
 from .collection import Collection
 from .embedding import clean_text
 from .filters import validate_filters
@@ -283,28 +283,30 @@ def run_search(
         total=len(collection.chunks),
         chunk_doc=collection.chunk_doc_index,
     )
-    similarity = candidates.cosine_of()
-    vector_of = _rank_table(candidates.vector.ids, candidates.vector.scores)
-    bm25_of = _rank_table(candidates.bm25.ids, candidates.bm25.scores)
+    # Only the k hits shown are looked up in each list: no table of every candidate.
+    shown = ranking.ids[: params.k]
+    counted = candidates.counted()
+    cosine = candidates.cosines_of(np.concatenate([shown, counted]))
+    similarity = [None] * len(shown) if cosine is None else cosine[: len(shown)].tolist()
+    vector_at = candidates.vector.positions(shown).tolist()
+    bm25_at = candidates.bm25.positions(shown).tolist()
     hits = tuple(
         _hit(
             collection,
             rank,
             chunk_id,
             score,
-            similarity.get(chunk_id),
-            vector_of,
-            bm25_of,
+            similarity[rank - 1],
+            _retriever_score(candidates.vector, vector_at[rank - 1]),
+            _retriever_score(candidates.bm25, bm25_at[rank - 1]),
             chunk_id in ranking.identifiers,
             ranking.floor if chunk_id in ranking.gated else None,
         )
         for rank, (chunk_id, score) in enumerate(
-            zip(ranking.ids[: params.k].tolist(), ranking.scores[: params.k].tolist(), strict=True),
-            start=1,
+            zip(shown.tolist(), ranking.scores[: params.k].tolist(), strict=True), start=1
         )
     )
     fusion_ms = (time.perf_counter() - tick) * 1000 - times.vector_ms - times.bm25_ms
-    counted = np.union1d(candidates.vector.ids, candidates.bm25.ids).tolist()
     return SearchResponse(
         query=query,
         mode=params.mode,
@@ -314,14 +316,15 @@ def run_search(
         ),
         candidates=len(counted),
         below_threshold=ranking.below_threshold,
-        candidate_similarities=tuple(similarity[i] for i in counted) if similarity else (),
+        candidate_similarities=() if cosine is None else tuple(cosine[len(shown) :].tolist()),
     )
 
 
-def _rank_table(ids: np.ndarray, scores: np.ndarray) -> dict[int, tuple[int, float]]:
-    return {
-        int(i): (rank, float(s)) for rank, (i, s) in enumerate(zip(ids, scores, strict=True), 1)
-    }
+def _retriever_score(part: RetrieverList, position: int) -> RetrieverScore:
+    """A retriever's 1-based rank and score of a hit at ``position`` of its list (-1: absent)."""
+    if position < 0:
+        return RetrieverScore(None, None)
+    return RetrieverScore(position + 1, float(part.scores[position]))
 
 
 def _hit(
@@ -330,15 +333,13 @@ def _hit(
     chunk_id: int,
     score: float,
     similarity: float | None,
-    vector_of: dict[int, tuple[int, float]],
-    bm25_of: dict[int, tuple[int, float]],
+    vector: RetrieverScore,
+    bm25: RetrieverScore,
     identifier_match: bool,
     bm25_floor: float | None = None,
 ) -> Hit:
     chunk = collection.chunks[chunk_id]
     document = collection.documents[int(collection.chunk_doc_index[chunk_id])]
-    vector = vector_of.get(chunk_id)
-    bm25 = bm25_of.get(chunk_id)
     return Hit(
         rank=rank,
         doc_id=chunk.doc_id,
@@ -347,8 +348,8 @@ def _hit(
         title=document.title,
         score=score,
         similarity=None if similarity is None or math.isnan(similarity) else float(similarity),
-        vector=RetrieverScore(*vector) if vector else RetrieverScore(None, None),
-        bm25=RetrieverScore(*bm25) if bm25 else RetrieverScore(None, None),
+        vector=vector,
+        bm25=bm25,
         metadata=document.metadata,
         pages=chunk.pages,
         identifier_match=identifier_match,

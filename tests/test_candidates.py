@@ -102,3 +102,23 @@ def test_best_two_ranks_a_document_by_the_sum_of_its_two_best_chunks() -> None:
     assert chunk_doc[two.ids].tolist() == [7, 5, 9]  # 0.8 + 0.6 beats 0.9 + 0.3
     assert two.ids.tolist() == [1, 0, 3]  # each shown by its best chunk
     assert two.scores.tolist() == pytest.approx([1.4, 1.2, 0.7])
+
+
+@pytest.mark.parametrize(
+    ("ids", "wanted"),
+    [([5, 1, 9, 3], [9, 4, 5, 3, 1]), ([], [2]), ([7], []), ([2, 8, 2], [8])],
+)
+def test_positions_find_each_id_or_give_minus_one(ids: list[int], wanted: list[int]) -> None:
+    found = listed(ids, [1.0] * len(ids)).positions(np.array(wanted, dtype=np.int64))
+    assert found.tolist() == [ids.index(w) if w in ids else -1 for w in wanted]
+
+
+def test_cosines_of_reads_any_list_holding_the_chunk() -> None:
+    identifiers = listed([7], [3.0], [0.4])
+    candidates = Candidates(VECTOR, BM25, identifiers)
+    got = candidates.cosines_of(np.array([4, 1, 7, 3, 99], dtype=np.int64))
+    assert got is not None
+    assert got[:4].tolist() == pytest.approx([0.05, 0.8, 0.4, 0.2])
+    assert np.isnan(got[4])  # no candidate
+    assert Candidates(listed([1], [2.0]), listed([2], [1.0])).cosines_of(np.array([1])) is None
+    assert candidates.counted().tolist() == [1, 2, 3, 4]

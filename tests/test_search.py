@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from search_core.candidates import gather, identifier_list
 from search_core.chunking import ChunkingConfig
 from search_core.collection import BuildOptions, build_collection
 from search_core.ingest import IngestReport
@@ -237,6 +238,76 @@ def test_identifier_match_lifts_the_exact_order_in_hybrid(tmp_path: Path, embedd
         assert not any(h.identifier_match for h in hybrid.hits[1:])
         without = search(collection, query, mode="hybrid", k=5, identifier_match=False)
         assert not any(h.identifier_match for h in without.hits)
+
+
+def test_hits_carry_each_retrievers_rank_and_every_candidates_cosine(topics, embedder) -> None:
+    query = "engine noise when braking"
+    params = SearchParams(mode="hybrid", k=12, threshold=-1, lexical_margin=-2)
+    vector = embedder.embed_query(query)
+    response = run_search(topics, query, params, query_vector=vector)
+    candidates = gather(topics, query, params, vector, params.candidates)
+    vector_ids = candidates.vector.ids.tolist()
+    bm25_ids = candidates.bm25.ids.tolist()
+    assert response.hits
+    for hit in response.hits:
+        cosine = float(np.sum(topics.embeddings[hit.chunk_id] * vector, dtype=np.float32))
+        assert hit.similarity == pytest.approx(cosine, abs=1e-6)
+        for part, ids, said in (
+            (candidates.vector, vector_ids, hit.vector),
+            (candidates.bm25, bm25_ids, hit.bm25),
+        ):
+            if hit.chunk_id in ids:
+                at = ids.index(hit.chunk_id)
+                assert (said.rank, said.score) == (at + 1, float(part.scores[at]))
+            else:
+                assert (said.rank, said.score) == (None, None)
+    counted = sorted(set(vector_ids) | set(bm25_ids))
+    assert response.candidates == len(counted)
+    expected = np.sum(topics.embeddings[counted] * vector, axis=1, dtype=np.float32)
+    assert response.candidate_similarities == pytest.approx(expected.tolist(), abs=1e-6)
+    bm25_only = search(topics, query, mode="bm25", k=12)
+    assert bm25_only.candidate_similarities == ()
+    assert all(h.similarity is None and h.vector.rank is None for h in bm25_only.hits)
+
+
+def test_an_identifier_query_scores_the_collection_once(orders, embedder, monkeypatch) -> None:
+    calls: list[str] = []
+    real = orders.lexical.scores
+
+    def counted(query: str) -> np.ndarray:
+        calls.append(query)
+        return real(query)
+
+    params = SearchParams(mode="hybrid", k=3)
+    vector = embedder.embed_query("order 12345")
+    gathered = gather(orders, "order 12345", params, vector, params.candidates)
+    monkeypatch.setattr(orders.lexical, "scores", counted)
+    response = run_search(orders, "order 12345", params, query_vector=vector)
+    assert response.hits[0].doc_id == "o1" and response.hits[0].identifier_match
+    assert len(calls) == 1  # BM25's candidates; the identifier match reads its scores there
+    scored_again = identifier_list(orders, "order 12345", vector)
+    assert len(calls) == 2
+    kept = gathered.identifier
+    assert kept.ids.tolist() == scored_again.ids.tolist() == [0]
+    assert kept.scores.tolist() == scored_again.scores.tolist()
+    assert kept.cosine is not None and scored_again.cosine is not None
+    assert kept.cosine.tolist() == scored_again.cosine.tolist()
+
+
+@pytest.mark.parametrize(
+    ("query", "depth"), [("order 12345", 100), ("order status pending pending 12345", 1)]
+)
+def test_identifier_matches_score_alike_from_bm25s_candidates_or_not(
+    orders, embedder, query: str, depth: int
+) -> None:
+    # at depth 1 BM25's only candidate is o2 (pending twice): the match is scored again
+    params = SearchParams(mode="hybrid", k=3)
+    vector = embedder.embed_query(query)
+    gathered = gather(orders, query, params, vector, depth)
+    assert (0 in gathered.bm25.ids.tolist()) == (depth > 1)
+    scored_again = identifier_list(orders, query, vector)
+    assert gathered.identifier.ids.tolist() == scored_again.ids.tolist() == [0]
+    assert gathered.identifier.scores.tolist() == scored_again.scores.tolist()
 
 
 class _CountedDocuments(list):
