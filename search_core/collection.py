@@ -385,6 +385,12 @@ class Collection:
             return [json.loads(m) for m in self.documents.column("metadata")]
         return [dict(d.metadata) for d in self.documents]
 
+    def metadata_at(self, position: int) -> dict[str, Any]:
+        """The metadata of the document at ``position`` (its cell alone, not its text)."""
+        if isinstance(self.documents, Rows):
+            return dict(json.loads(self.documents.value(position, "metadata")))
+        return dict(self.documents[position].metadata)
+
     def chunk_texts(self) -> list[str]:
         """Every chunk's text (without its title), in chunk order."""
         return _column(self.chunks, "text")

@@ -49,6 +49,17 @@ class Rows(Sequence[T]):
             raise IndexError(f"row {index} of {len(self)}")
         return self._make({name: column[index].as_py() for name, column in self._columns.items()})
 
+    def value(self, index: int, name: str) -> Any:
+        """One cell: column ``name`` of row ``index``.
+
+        Raises:
+            KeyError: no such column.
+            IndexError: no such row.
+        """
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"row {index} of {len(self)}")
+        return self._columns[name][index].as_py()
+
     def __iter__(self) -> Iterator[T]:
         for batch in self.table.to_batches(max_chunksize=ITERATION_BATCH):
             for row in batch.to_pylist():

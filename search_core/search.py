@@ -339,18 +339,17 @@ def _hit(
     bm25_floor: float | None = None,
 ) -> Hit:
     chunk = collection.chunks[chunk_id]
-    document = collection.documents[int(collection.chunk_doc_index[chunk_id])]
     return Hit(
         rank=rank,
         doc_id=chunk.doc_id,
         chunk_id=chunk_id,
         text=chunk.text,
-        title=document.title,
+        title=collection.titles[chunk.doc_id],
         score=score,
         similarity=None if similarity is None or math.isnan(similarity) else float(similarity),
         vector=vector,
         bm25=bm25,
-        metadata=document.metadata,
+        metadata=collection.metadata_at(int(collection.chunk_doc_index[chunk_id])),
         pages=chunk.pages,
         identifier_match=identifier_match,
         bm25_floor=bm25_floor,

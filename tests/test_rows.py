@@ -21,7 +21,7 @@ def test_rows_behave_as_a_sequence_of_objects() -> None:
     expected = [(i, f"s{i}") for i in range(ITERATION_BATCH + 3)]
     assert len(table) == len(expected) and list(table) == expected
     assert table[0] == (0, "s0") and table[-1] == expected[-1] and table[2:5] == expected[2:5]
-    assert table.column("s")[:2] == ["s0", "s1"]
+    assert table.column("s")[:2] == ["s0", "s1"] and table.value(3, "s") == "s3"
     with pytest.raises(IndexError):
         table[len(expected)]
     with pytest.raises(KeyError):
