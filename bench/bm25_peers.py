@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # search_core, from any venv
 
-from common import dataset, machine, read_jsonl
+from common import dataset, machine, qdrant_text_index, read_jsonl
 
 from search_core.analysis import JOINERS, Analyzer, choose_analyzer
 from search_core.evaluation import load_qrels, ndcg_at_k
@@ -175,14 +175,7 @@ def qdrant_rankings(collection: Judged) -> Rankings:
         # A shard needs a vector; the sparse one stays empty.
         config = q.EdgeConfig(sparse_vectors={"unused": q.EdgeSparseVectorParams()})
         shard = q.EdgeShard.create(folder, config)
-        params = q.TextIndexParams(
-            tokenizer=q.TokenizerType.Word,
-            lowercase=True,
-            stopwords=q.Language.English,
-            stemmer=q.SnowballParams(q.SnowballLanguage.English),
-            scoring=True,
-        )
-        shard.update(q.UpdateOperation.create_field_index("text", params))
+        shard.update(q.UpdateOperation.create_field_index("text", qdrant_text_index(q)))
         for start in range(0, len(collection.texts), 1000):
             points = [
                 q.Point(i, {}, {"text": collection.texts[i]})

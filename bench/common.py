@@ -143,3 +143,15 @@ def write_result(path: Path | None, result: dict[str, Any]) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n", encoding="utf-8")
+
+
+def qdrant_text_index(q: Any) -> Any:
+    """Qdrant Edge's BM25 text index as the peer benchmarks configure it: words, lower case,
+    English stopwords and Snowball English stemmer, scored (``q`` is ``qdrant_edge``)."""
+    return q.TextIndexParams(
+        tokenizer=q.TokenizerType.Word,
+        lowercase=True,
+        stopwords=q.Language.English,
+        stemmer=q.SnowballParams(q.SnowballLanguage.English),
+        scoring=True,
+    )

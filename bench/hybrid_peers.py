@@ -61,6 +61,7 @@ from common import (
     DEFAULT_WORKDIR,
     machine,
     percentiles,
+    qdrant_text_index,
     real_queries,
     synthetic_passages,
     timed,
@@ -192,14 +193,7 @@ def qdrant_shard(
             hnsw_config=hnsw,
         )
         shard = q.EdgeShard.create(str(folder), config)
-        params = q.TextIndexParams(
-            tokenizer=q.TokenizerType.Word,
-            lowercase=True,
-            stopwords=q.Language.English,
-            stemmer=q.SnowballParams(q.SnowballLanguage.English),
-            scoring=True,
-        )
-        shard.update(q.UpdateOperation.create_field_index("text", params))
+        shard.update(q.UpdateOperation.create_field_index("text", qdrant_text_index(q)))
         for start in range(0, len(texts), 1000):
             points = [
                 q.Point(i, {"dense": vectors[i].tolist()}, {"text": texts[i]})

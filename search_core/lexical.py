@@ -25,19 +25,17 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .analysis import ENGLISH, JOINERS, STOPWORDS, Analyzer
-from .storage import atomic_write, fsync_dir
+from .storage import atomic_file, atomic_write, fsync_dir
 
 if TYPE_CHECKING:
     import rank_bm25
@@ -718,8 +716,8 @@ class Bm25sBuilder:
         np.cumsum(df, out=indptr[1:])
         postings = int(indptr[-1])
         with (
-            _atomic_file(folder / _DATA_FILE) as data_file,
-            _atomic_file(folder / _INDICES_FILE) as indices_file,
+            atomic_file(folder / _DATA_FILE) as data_file,
+            atomic_file(folder / _INDICES_FILE) as indices_file,
         ):
             data_file.write(_npy_header(np.float32, postings))
             indices_file.write(_npy_header(np.int64, postings))
@@ -845,25 +843,6 @@ def _npy_header(dtype: type[np.generic], length: int) -> bytes:
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, header)
     return buffer.getvalue()
-
-
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write a file in pieces as :func:`~.storage.atomic_write` writes it whole.
-
-    A temporary file in the same folder, flushed and fsynced, is renamed over ``path`` when the
-    block ends without error and removed otherwise; the caller fsyncs the folder.
-    """
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
