@@ -628,7 +628,7 @@ class _Build:
 
         tick = time.perf_counter()
         self.report("index", 0, 3)
-        embeddings = np.load(staging / EMBEDDINGS_FILE, mmap_mode="r")
+        embeddings = np.load(staging / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
         texts = ParquetColumn(work / TEXTS_FILE, "text")
         try:
             probe_texts = _probe_texts(texts)

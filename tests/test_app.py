@@ -416,17 +416,16 @@ def test_build_progress_estimates_the_time_left_from_the_embedding_rate() -> Non
     shown: list[tuple[float, str]] = []
     now = [0.0]
     progress = state.BuildProgress(lambda f, t: shown.append((f, t)), clock=lambda: now[0])
-    progress("read", 0, 1)
-    progress("chunk", 50, 100)
-    progress("embed", 100, 1000)  # 100 were cached: the rate starts here
+    progress("model", 1, 2)
+    progress("embed", 100_000, 1_000_000)  # the source's bytes read: the rate starts here
     now[0] = 10.0
-    progress("embed", 300, 1000)  # 200 in 10 s: 700 left take 35 s
+    progress("embed", 300_000, 1_000_000)  # 200 kB in 10 s: 700 kB left take 35 s
     progress("index", 1, 2)
-    assert shown[1][0] == pytest.approx(0.10)
-    assert "estimating" in shown[2][1]
-    assert shown[3][1].endswith("about 35 s left")
-    assert shown[3][0] == pytest.approx(0.15 + 0.8 * 0.3)
-    assert "almost done" in shown[4][1]
+    assert shown[0][0] == pytest.approx(0.025)
+    assert "estimating" in shown[1][1] and "0.1 MB of 1.0 MB read" in shown[1][1]
+    assert shown[2][1].endswith("about 35 s left")
+    assert shown[2][0] == pytest.approx(0.05 + 0.88 * 0.3)
+    assert "almost done" in shown[3][1]
 
 
 @pytest.mark.parametrize(
