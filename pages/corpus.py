@@ -320,7 +320,9 @@ name = st.text_input(
 )
 ray_address = ray_address_setting()
 on_ray = ray_address is not None and st.toggle(
-    f"Chunk and embed on the Ray cluster at {ray_address}",
+    "Chunk and embed with Ray on this machine"
+    if ray_address == "local"
+    else f"Chunk and embed on the Ray cluster at {ray_address}",
     key="corpus_on_ray",
     help="The documents are read here and sent in batches to the cluster's actors, which load "
     "the model once each; the collection is written here. Set by SEARCH_EXPLORER_RAY.",
