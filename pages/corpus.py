@@ -13,10 +13,11 @@ from search_core.embedding import EMBEDDING_BACKENDS
 from search_core.ingest import SUPPORTED_EXTENSIONS, FieldMap
 from search_core.settings import DEFAULT_BACKEND, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from search_core.settings import ray_address as ray_address_setting
-from search_core.vector_index import INDEX_KINDS
+from search_core.vector_index import AUTO_KIND, INDEX_KINDS
 from ui import display, state
 
 INDEX_HELP = {
+    AUTO_KIND: "chosen by size: flat, then ivf, then ivfpq as the collection grows",
     "flat": "exact search over every vector; best up to a few hundred thousand chunks",
     "ivf": "vectors grouped into lists, a few lists searched per query; faster, approximate",
     "hnsw": "a graph of neighbours; fast and accurate, more memory",
@@ -241,7 +242,7 @@ backend = middle.selectbox(
 )
 index_kind = right.selectbox(
     "Index kind",
-    list(INDEX_KINDS),
+    [AUTO_KIND, *INDEX_KINDS],
     format_func=lambda k: f"{k}: {INDEX_HELP.get(k, '')}",
     key="corpus_index_kind",
 )

@@ -56,6 +56,7 @@ st.caption(
         if index.fallback_reason
         else ""
     )
+    + (f" Chosen by size: {display.md(index.chosen_because)}." if index.chosen_because else "")
 )
 
 st.subheader("Size")

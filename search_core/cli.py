@@ -31,7 +31,7 @@ from .settings import (
 )
 from .types import SEARCH_MODES, SearchResponse
 
-INDEX_KIND_CHOICES = ("flat", "ivf", "hnsw", "ivfpq")
+INDEX_KIND_CHOICES = ("auto", "flat", "ivf", "hnsw", "ivfpq")
 
 
 def _progress(stream: TextIO | None = None) -> Callable[[str, int, int], None]:
@@ -507,7 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-overlap", type=int, default=ChunkingConfig.overlap, help="tokens of overlap"
     )
     p.add_argument("--chunking", choices=("tokens", "paragraphs"), default="tokens")
-    p.add_argument("--index", choices=INDEX_KIND_CHOICES, default="flat", help="vector index kind")
+    p.add_argument(
+        "--index",
+        choices=INDEX_KIND_CHOICES,
+        default="auto",
+        help="vector index kind (auto: flat, ivf or ivfpq by the number of chunks)",
+    )
     p.add_argument(
         "--index-param",
         action="append",

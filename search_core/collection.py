@@ -112,7 +112,10 @@ if TYPE_CHECKING:
     # PIL (half a second), which opening, listing and searching collections do not need.
     from .ingest import FieldMap, IngestReport
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The format a build writes. Version 2 (streaming builds) stores a flat index without its own
+copy of the vectors, which an app reading only version 1 could not search."""
+READABLE_FORMATS = frozenset({1, FORMAT_VERSION})
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 POINTER_CHECKSUM = "pointer_sha256"
@@ -904,7 +907,7 @@ def _read_version_manifest(
         raise IntegrityError(f"{folder}: not a plain folder; the pointer is not followed there")
     data = read_verified(folder / MANIFEST_FILE, str(pointer.get("manifest_sha256", "")))
     manifest = json_load(data, str(folder / MANIFEST_FILE))
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_FORMATS:
         raise IntegrityError(
             f"{folder / MANIFEST_FILE}: unsupported format version "
             f"{manifest.get('format_version') if isinstance(manifest, dict) else None}"

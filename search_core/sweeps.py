@@ -616,6 +616,8 @@ def ann_health(
         current = name == index.kind
         params = index.params if current else default_params(name, n, dim)
         note = "" if current else builder.too_small(n) or ""
+        if not builder.holds_vectors:
+            note = note or "searches the stored vectors in place, mapped from disk"
         total = builder.estimate_bytes(n, dim, params)
         row: dict[str, Any] = {
             "kind": name,

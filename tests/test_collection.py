@@ -276,3 +276,22 @@ def test_a_collection_maps_its_vectors_read_only(tmp_path, embedder) -> None:
     np.testing.assert_array_equal(opened.embeddings, built.embeddings)
     with pytest.raises(ValueError, match="read-only"):
         opened.embeddings[0, 0] = 1.0
+
+
+@pytest.mark.parametrize(("version", "opens"), [(1, True), (2, True), (3, False)])
+def test_collections_of_the_first_format_still_open_and_a_newer_one_is_refused(
+    built, home: Path, embedder, version: int, opens: bool
+) -> None:
+    """Format 2 (flat indexes without their own copy of the vectors) reads format 1 too."""
+    from search_core.collection import CURRENT_FILE, MANIFEST_FILE, pointer_bytes
+    from search_core.storage import json_bytes
+
+    manifest = dict(built.manifest, format_version=version)
+    data = json_bytes(manifest)
+    (built.folder / MANIFEST_FILE).write_bytes(data)
+    (built.folder.parent / CURRENT_FILE).write_bytes(pointer_bytes(manifest["version"], data))
+    if opens:
+        assert open_collection("docs", home, embedder=embedder).manifest["format_version"] == version
+    else:
+        with pytest.raises(IntegrityError, match="unsupported format version 3"):
+            open_collection("docs", home, embedder=embedder)

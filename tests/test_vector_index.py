@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -15,11 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import search_core.vector_index as vector_index
 from search_core.vector_index import (
+    AUTO_FLAT_MAX_FLOATS,
+    AUTO_IVF_MAX_BYTES,
     INDEX_KINDS,
     INDEX_PARAM_RANGES,
+    PQ_RERANK,
+    IndexChoice,
     VectorIndex,
     build_vector_index,
+    choose_index_kind,
     default_params,
 )
 
@@ -118,6 +126,17 @@ def small_indexes(small: Corpus) -> dict[str, VectorIndex]:
     return {kind: build_vector_index(small.vectors, kind) for kind in ALL_KINDS}
 
 
+@pytest.fixture(scope="module")
+def small_mapped(small: Corpus, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """``small.vectors`` saved as ``embeddings.npy`` and mapped read-only, as a collection does."""
+    path = tmp_path_factory.mktemp("mapped") / "embeddings.npy"
+    np.save(path, small.vectors)
+    mapped = np.load(path, mmap_mode="r")
+    assert isinstance(mapped, np.memmap)
+    assert not mapped.flags.writeable
+    return mapped
+
+
 def setting(option: str, value: int) -> dict[str, Any]:
     """``{option: value}``, typed to be passed as ``**`` to ``search``."""
     return {option: value}
@@ -197,6 +216,162 @@ def test_ivfpq_reranks_its_candidates_with_the_exact_vectors(
     reranked = recall(index.search_batch(corpus.queries, K), exact)
     print(f"ivfpq recall@{K}: {by_codes:.3f} by its codes, {reranked:.3f} re-ranked")
     assert reranked > by_codes
+
+
+def test_ivfpq_rerank_gives_exact_cosines_and_no_worse_recall(
+    corpus: Corpus, exact: list[np.ndarray], indexes: dict[str, VectorIndex]
+) -> None:
+    index = indexes["ivfpq"]
+    assert index.params["rerank"] == PQ_RERANK
+    recalls = []
+    for rerank in (1, 2, PQ_RERANK):
+        results = index.search_batch(corpus.queries, K, rerank=rerank)
+        for query, (ids, scores) in zip(corpus.queries, results, strict=True):
+            assert scores == pytest.approx(corpus.vectors[ids] @ query, abs=1e-5)
+            assert_well_formed(ids, scores)
+        recalls.append(recall(results, exact))
+    print(f"ivfpq recall@{K} by rerank 1, 2, {PQ_RERANK}: {recalls}")
+    # Fetching more candidates keeps the earlier ones, so recall cannot drop.
+    assert recalls == sorted(recalls)
+    assert recalls[-1] > recalls[0]
+
+
+def test_ivfpq_rerank_is_a_build_parameter(small: Corpus) -> None:
+    index = build_vector_index(small.vectors, "ivfpq", rerank=3)
+    assert index.params["rerank"] == 3
+    for query in small.queries[:5]:
+        default = index.search(query, K)
+        assert default[0].tolist() == index.search(query, K, rerank=3)[0].tolist()
+
+
+# --- building from a memory-mapped file ----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_a_read_only_memmap_builds_the_same_index_as_an_array(
+    kind: str, small: Corpus, small_mapped: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 256 rows: each build adds its 1,000 vectors in 4 pieces, as a large corpus would.
+    monkeypatch.setattr(vector_index, "ADD_BATCH", 256)
+    from_array = build_vector_index(small.vectors, kind)
+    from_file = build_vector_index(small_mapped, kind)
+    assert from_file.to_bytes() == from_array.to_bytes()
+    for options in ({}, {"allowed": scattered_mask(small, 600, seed=4)}):
+        for (ids, scores), (file_ids, file_scores) in zip(
+            from_array.search_batch(small.queries, K, **options),
+            from_file.search_batch(small.queries, K, **options),
+            strict=True,
+        ):
+            assert file_ids.tolist() == ids.tolist()
+            assert file_scores.tolist() == scores.tolist()
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+def test_adding_in_batches_builds_the_same_index_as_one_add(
+    kind: str, small: Corpus, small_indexes: dict[str, VectorIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hnsw is left out: it inserts one add's vectors level by level, so batches change its graph.
+    monkeypatch.setattr(vector_index, "ADD_BATCH", 300)
+    assert build_vector_index(small.vectors, kind).to_bytes() == small_indexes[kind].to_bytes()
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_building_from_a_memmap_does_not_copy_the_vectors(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "embeddings.npy"
+    np.save(path, clustered(2_000, 1, seed=13).vectors)
+    mapped = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(vector_index, "ADD_BATCH", 500)
+    tracemalloc.start()  # counts numpy's buffers (FAISS's own memory is not Python's)
+    try:
+        index = build_vector_index(mapped, kind)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < mapped.nbytes / 10
+    assert index.ntotal == len(mapped)
+
+
+def test_flat_holds_and_saves_no_copy_of_the_vectors(
+    corpus: Corpus, indexes: dict[str, VectorIndex]
+) -> None:
+    index = indexes["flat"]
+    assert len(index.to_bytes()) == index.memory_bytes() < 100
+    assert index.faiss_index.ntotal == 0
+    assert index.ntotal == N_VECTORS
+
+
+# --- choosing the kind by size --------------------------------------------------------------
+
+FLAT_LIMIT = AUTO_FLAT_MAX_FLOATS // DIM
+IVF_LIMIT = AUTO_IVF_MAX_BYTES // (4 * DIM)
+
+
+@pytest.mark.parametrize(
+    ("n", "kind"),
+    [
+        (0, "flat"),
+        (FLAT_LIMIT - 1, "flat"),
+        (FLAT_LIMIT, "ivf"),
+        (IVF_LIMIT - 1, "ivf"),
+        (IVF_LIMIT, "ivfpq"),
+        (10**9, "ivfpq"),
+    ],
+)
+def test_auto_picks_flat_then_ivf_then_ivfpq(n: int, kind: str) -> None:
+    choice = choose_index_kind(n, DIM)
+    assert isinstance(choice, IndexChoice)
+    assert choice.kind == kind
+    assert choice.reason.startswith(f"{kind} (")
+    assert f"{n:,} chunks" in choice.reason
+    assert f"{FLAT_LIMIT if kind != 'ivfpq' else IVF_LIMIT:,}" in choice.reason
+
+
+def test_auto_limits_count_floats_so_they_scale_with_the_dimension() -> None:
+    assert choose_index_kind(FLAT_LIMIT // 2 - 1, 2 * DIM).kind == "flat"
+    assert choose_index_kind(FLAT_LIMIT // 2, 2 * DIM).kind == "ivf"
+    assert choose_index_kind(IVF_LIMIT // 2, 2 * DIM).kind == "ivfpq"
+    assert choose_index_kind(IVF_LIMIT - 1, DIM // 2).kind == "ivf"
+
+
+@pytest.mark.parametrize(("n", "dim"), [(-1, DIM), (10, 0), (1.5, DIM), (True, DIM)])
+def test_auto_refuses_a_bad_size(n: Any, dim: int) -> None:
+    with pytest.raises(ValueError, match="must be a"):
+        choose_index_kind(n, dim)
+
+
+def test_auto_build_records_its_choice(small: Corpus) -> None:
+    index = build_vector_index(small.vectors, "auto", nprobe=3)  # flat has no nprobe: dropped
+    reason = choose_index_kind(len(small.vectors), DIM).reason
+    assert (index.requested_kind, index.kind, index.params) == ("auto", "flat", {})
+    assert index.chosen_because == reason
+    assert index.fallback_reason is None
+    assert index.describe()["chosen_because"] == reason
+    assert default_params("auto", len(small.vectors), DIM) == {}
+
+
+@pytest.mark.parametrize(
+    ("flat_limit", "ivf_limit", "kind"), [(500, 2_000, "ivf"), (200, 500, "ivfpq")]
+)
+def test_auto_builds_the_kind_it_chose(
+    small: Corpus,
+    monkeypatch: pytest.MonkeyPatch,
+    flat_limit: int,
+    ivf_limit: int,
+    kind: str,
+) -> None:
+    monkeypatch.setattr(vector_index, "AUTO_FLAT_MAX_FLOATS", flat_limit * DIM)
+    monkeypatch.setattr(vector_index, "AUTO_IVF_MAX_BYTES", ivf_limit * DIM * 4)
+    index = build_vector_index(small.vectors, "auto", nprobe=3)
+    assert (index.requested_kind, index.kind) == ("auto", kind)
+    assert index.params == default_params(kind, len(small.vectors), DIM) | {"nprobe": 3}
+    assert index.params == default_params("auto", len(small.vectors), DIM) | {"nprobe": 3}
+    assert index.chosen_because is not None
+    assert f"{len(small.vectors):,} chunks" in index.chosen_because
+    description = json.loads(json.dumps(index.describe()))
+    loaded = VectorIndex.from_bytes(index.to_bytes(), description, small.vectors)
+    assert loaded.describe() == index.describe()
 
 
 # --- parameters and fallbacks ---------------------------------------------------------------
@@ -296,6 +471,9 @@ def test_explicit_params_override_defaults(small: Corpus) -> None:
         ("ivf", {"nlist": 2**21}, "nlist must be an integer from 1 to 1,048,576"),
         ("ivfpq", {"nbits": 17}, "nbits must be an integer from 4 to 16"),
         ("ivfpq", {"m": 8192}, "m must be an integer from 1 to 4,096"),
+        ("ivfpq", {"rerank": 0}, "rerank must be an integer from 1 to 1,000, got 0"),
+        ("ivf", {"rerank": 2}, "unknown parameter.*valid: nlist, nprobe$"),
+        ("auto", {"M": 16}, "unknown parameter.*for auto: M; valid: nlist, nprobe, m, nbits"),
     ],
 )
 def test_bad_params_raise(small: Corpus, kind: str, params: dict, message: str) -> None:
@@ -310,7 +488,7 @@ def test_unknown_kind_lists_all_kinds() -> None:
     ):
         with pytest.raises(ValueError, match="annoy") as raised:
             call()
-        assert all(kind in str(raised.value) for kind in ALL_KINDS)
+        assert all(kind in str(raised.value) for kind in (*ALL_KINDS, "auto"))
     assert set(INDEX_KINDS) == set(ALL_KINDS)
 
 
@@ -342,6 +520,8 @@ def test_options_for_other_kinds_are_ignored(
             query, K, **setting("ef_search" if kind != "hnsw" else "nprobe", 7)
         )
         assert plain[0].tolist() == other[0].tolist()
+        if kind != "ivfpq":
+            assert indexes[kind].search(query, K, rerank=1)[0].tolist() == plain[0].tolist()
 
 
 @pytest.mark.parametrize(
@@ -425,6 +605,39 @@ def test_short_approximate_result_is_redone_exactly(
     assert scores == pytest.approx(want_scores, abs=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq"])
+def test_exact_search_reads_the_allowed_rows_in_place(
+    kind: str, corpus: Corpus, indexes: dict[str, VectorIndex]
+) -> None:
+    # 2,000 allowed rows are 3 MB; scoring them must not gather a copy (it took 24 ms on a busy
+    # machine through numpy's threaded BLAS, and at 1M vectors a 5% filter copies 77 MB).
+    allowed = scattered_mask(corpus, 2_000, seed=5)
+    query = corpus.queries[0]
+    tracemalloc.start()
+    try:
+        ids, scores = indexes[kind].search(query, 50, allowed=allowed)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    want_ids, want_scores = brute_force(corpus.vectors, query, 50, allowed)
+    assert ids.tolist() == want_ids.tolist()
+    assert scores == pytest.approx(want_scores, abs=1e-5)
+    assert peak < 2_000 * DIM * 4 / 10
+
+
+def test_search_leaves_the_threads_faiss_may_use_alone(
+    corpus: Corpus, indexes: dict[str, VectorIndex]
+) -> None:
+    def run() -> int:
+        faiss.omp_set_num_threads(2)  # per thread: the module's own setting is not touched
+        indexes["ivfpq"].search(corpus.queries[0], K)
+        indexes["ivf"].search(corpus.queries[0], K, allowed=scattered_mask(corpus, 100, seed=6))
+        return faiss.omp_get_max_threads()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(run).result() == 2
+
+
 def test_nothing_allowed_gives_no_hits(indexes: dict[str, VectorIndex], corpus: Corpus) -> None:
     none = np.zeros(N_VECTORS, dtype=bool)
     for index in indexes.values():
@@ -489,6 +702,8 @@ def test_search_batch_matches_search(corpus: Corpus, indexes: dict[str, VectorIn
         (lambda ix, q: ix.search(q, 0), "k must be"),
         (lambda ix, q: ix.search(q, K, nprobe=0), "nprobe must be"),
         (lambda ix, q: ix.search(q, K, ef_search=-1), "ef_search must be"),
+        (lambda ix, q: ix.search(q, K, rerank=0), "rerank must be"),
+        (lambda ix, q: ix.search(q, K, rerank=1_001), "rerank must be"),
         (lambda ix, q: ix.search(q[:10], K), "shape"),
         (lambda ix, q: ix.search(q[None, :], K), "shape"),
         (lambda ix, q: ix.search_batch(q[None, :10], K), "shape"),
@@ -530,11 +745,11 @@ def test_the_bounds_of_the_search_settings_are_valid(small: Corpus, small_indexe
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_round_trip_gives_the_same_results(
-    kind: str, small: Corpus, small_indexes: dict[str, VectorIndex]
+    kind: str, small: Corpus, small_indexes: dict[str, VectorIndex], small_mapped: np.ndarray
 ) -> None:
     index = small_indexes[kind]
     description = json.loads(json.dumps(index.describe()))
-    loaded = VectorIndex.from_bytes(index.to_bytes(), description, small.vectors)
+    loaded = VectorIndex.from_bytes(index.to_bytes(), description, small_mapped)
     assert loaded.describe() == index.describe()
     assert type(loaded.faiss_index) is type(index.faiss_index)
     allowed = scattered_mask(small, 600, seed=4)
@@ -552,6 +767,7 @@ def test_describe_is_the_manifest_entry(indexes: dict[str, VectorIndex]) -> None
         "requested_kind": "ivf",
         "params": default_params("ivf", N_VECTORS, DIM),
         "fallback_reason": None,
+        "chosen_because": None,
         "ntotal": N_VECTORS,
         "dim": DIM,
     }
@@ -577,10 +793,59 @@ def test_from_bytes_rejects_a_mismatched_description(
         VectorIndex.from_bytes(index.to_bytes(), index.describe() | change, small.vectors)
 
 
-def test_from_bytes_rejects_mismatched_vectors_and_bad_bytes(
+def test_descriptions_without_the_new_keys_still_open(
     small: Corpus, small_indexes: dict[str, VectorIndex]
 ) -> None:
-    index = small_indexes["hnsw"]
+    # Written before ``auto`` and ``rerank``: ivfpq then always re-ranked 10 candidates per hit.
+    index = small_indexes["ivfpq"]
+    old = index.describe()
+    del old["chosen_because"]
+    del old["params"]["rerank"]
+    loaded = VectorIndex.from_bytes(index.to_bytes(), old, small.vectors)
+    assert loaded.chosen_because is None
+    assert loaded.params == index.params | {"rerank": 10}
+    for (ids, scores), (ids2, scores2) in zip(
+        index.search_batch(small.queries, K, rerank=10),
+        loaded.search_batch(small.queries, K),
+        strict=True,
+    ):
+        assert ids.tolist() == ids2.tolist()
+        assert scores.tolist() == scores2.tolist()
+
+
+def test_a_flat_index_saved_with_its_vectors_still_opens(
+    small: Corpus, small_mapped: np.ndarray
+) -> None:
+    # Flat indexes saved before this change held their own copy of the vectors.
+    old = faiss.IndexFlatIP(DIM)
+    old.add(small.vectors)
+    data = faiss.serialize_index(old).tobytes()
+    description = {
+        "kind": "flat",
+        "requested_kind": "flat",
+        "params": {},
+        "fallback_reason": None,
+        "ntotal": len(small.vectors),
+        "dim": DIM,
+    }
+    loaded = VectorIndex.from_bytes(data, description, small_mapped)
+    want_scores, want_ids = old.search(small.queries, K)
+    for (ids, scores), row_ids, row_scores in zip(
+        loaded.search_batch(small.queries, K), want_ids, want_scores, strict=True
+    ):
+        assert ids.tolist() == row_ids.tolist()
+        assert scores.tolist() == row_scores.tolist()
+    assert loaded.faiss_index.ntotal == 0  # the old copy was dropped
+    assert len(loaded.to_bytes()) < 100
+    with pytest.raises(ValueError, match="shape"):
+        VectorIndex.from_bytes(data, description, small.vectors[:-1])
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "flat"])
+def test_from_bytes_rejects_mismatched_vectors_and_bad_bytes(
+    kind: str, small: Corpus, small_indexes: dict[str, VectorIndex]
+) -> None:
+    index = small_indexes[kind]
     data, description = index.to_bytes(), index.describe()
     with pytest.raises(ValueError, match="shape"):
         VectorIndex.from_bytes(data, description, small.vectors[:-1])
