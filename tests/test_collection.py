@@ -291,7 +291,8 @@ def test_collections_of_the_first_format_still_open_and_a_newer_one_is_refused(
     (built.folder / MANIFEST_FILE).write_bytes(data)
     (built.folder.parent / CURRENT_FILE).write_bytes(pointer_bytes(manifest["version"], data))
     if opens:
-        assert open_collection("docs", home, embedder=embedder).manifest["format_version"] == version
+        opened = open_collection("docs", home, embedder=embedder)
+        assert opened.manifest["format_version"] == version
     else:
         with pytest.raises(IntegrityError, match="unsupported format version 3"):
             open_collection("docs", home, embedder=embedder)
