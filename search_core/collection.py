@@ -586,10 +586,12 @@ class _Build:
 
         options = self.options
         tick = time.perf_counter()
+        given: IngestReport | None = None
         if isinstance(source, IngestReport):
+            given = source
             source_label = "documents"
-            documents: Iterable[Document] = source.documents
-            total = sum(len(d.text) for d in source.documents)
+            documents: Iterable[Document] = given.documents
+            total = sum(len(d.text) for d in given.documents)
             stream = None
         else:
             source_label = str(source)
@@ -618,7 +620,8 @@ class _Build:
             writer.abort()
             cache.close()
             raise
-        ingest = stream.report() if stream is not None else source
+        ingest = stream.report() if stream is not None else given
+        assert ingest is not None
         if not writer.documents:
             cache.close()
             raise InputError(source_label, "no document with text was found")
@@ -1024,9 +1027,9 @@ def _verified_files(
             )
             for name in names
         }
-        results = {name: future.result() for name, future in futures.items()}
-    data = {n: v for n, v in results.items() if n not in MAPPED_FILES}
-    arrays = {n: v for n, v in results.items() if n in MAPPED_FILES}
+        results: dict[str, Any] = {name: future.result() for name, future in futures.items()}
+    data: dict[str, bytes] = {n: v for n, v in results.items() if isinstance(v, bytes)}
+    arrays: dict[str, np.ndarray] = {n: v for n, v in results.items() if n in MAPPED_FILES}
     return data, arrays
 
 
