@@ -21,6 +21,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,7 @@ _OPEN_FLAGS = (
     | getattr(os, "O_BINARY", 0)
 )
 _BLOCK = 1 << 20
+_HEADER_LOCK = threading.Lock()
 # A file a folder holds by name: one plain path component, no separators, no leading dot.
 _MEMBER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
@@ -307,7 +309,10 @@ def map_member(
         if actual != sha256:
             raise _mismatch(path, sha256, actual)
         os.lseek(fd, 0, os.SEEK_SET)
-        with os.fdopen(os.dup(fd), "rb") as handle:
+        # numpy parses a header with ast.literal_eval, which CPython 3.11 cannot run in two
+        # threads at once ("AST constructor recursion depth mismatch"); files are checked side
+        # by side (collection._verified_files), so headers are read one at a time.
+        with _HEADER_LOCK, os.fdopen(os.dup(fd), "rb") as handle:
             return _map_npy(handle, path, info.st_size)
     except OSError as exc:
         raise IntegrityError(f"{path}: cannot be read ({exc.strerror or exc})") from exc

@@ -89,9 +89,15 @@ class Tab:
         self.dialogs: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url}"))
+        self.page.on("requestfailed", self._failed)
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("dialog", self._dialog)
+
+    def _failed(self, request: Any) -> None:
+        # A request the browser cancelled itself (the element that asked for a script chunk
+        # was redrawn) is no failure a person sees; any other failure is.
+        if "ERR_ABORTED" not in (request.failure or ""):
+            self.errors.append(f"failed: {request.url} ({request.failure})")
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)

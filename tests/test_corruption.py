@@ -37,7 +37,7 @@ from search_core.drift import drift_check
 from search_core.errors import CollectionError, IntegrityError
 from search_core.judgments import open_judgments
 from search_core.search import search
-from search_core.storage import json_bytes, sha256_bytes
+from search_core.storage import json_bytes, npy_bytes, sha256_bytes
 from tests.fake_embedder import FakeEmbedder
 from tests.test_crash_safety import generation_report
 
@@ -336,3 +336,31 @@ def test_a_line_torn_by_a_crash_is_dropped_and_cut_before_the_next_write(home: P
         **EXPECTED_QRELS,
         "q2": {"d3": 2, "d4": 1},
     }
+
+
+def test_arrays_mapped_from_many_threads_at_once_all_open(tmp_path: Path) -> None:
+    """Opening checks and maps files side by side. numpy reads a .npy header with
+    ast.literal_eval, which CPython 3.11 can fail in threads ("AST constructor recursion depth
+    mismatch", seen twice in full runs, not reproduced here on demand), so headers are read
+    one at a time; every thread must get every array whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from search_core.storage import map_member
+
+    names = []
+    for i in range(8):
+        data = np.arange(12 * (i + 1), dtype=np.float32).reshape(-1, 3)
+        (tmp_path / f"a{i}.npy").write_bytes(npy_bytes(data))
+        names.append(f"a{i}.npy")
+    records = {
+        n: (sha256_bytes((tmp_path / n).read_bytes()), (tmp_path / n).stat().st_size) for n in names
+    }
+
+    def open_all(_: int) -> int:
+        return sum(map_member(tmp_path, n, *records[n]).shape[0] for n in names)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        totals = list(pool.map(open_all, range(400)))
+    assert set(totals) == {sum(4 * (i + 1) for i in range(8))}
