@@ -610,34 +610,30 @@ class _Build:
                 return (embed_batch(b, embedder, options.chunking, cache=cache) for b in batches)
 
             self.report("embed", 0, total)
-            for batch in (engine or local)(document_batches(documents)):
-                writer.add(batch)
-                if pack_keys and engine is None:  # another engine has no access to the cache
-                    pack_used += sum(text_sha256(t) in pack_keys for t in batch.texts)
-                self.report("embed", min(done(), total), total)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            cache.close()
-            raise
-        ingest = stream.report() if stream is not None else given
-        assert ingest is not None
-        if not writer.documents:
-            cache.close()
-            raise InputError(source_label, "no document with text was found")
-        if not writer.chunks:
-            cache.close()
-            raise InputError(source_label, "the documents hold no text the model can tokenize")
-        if pack_note:
-            pack_note = {**pack_note, "used": pack_used}
-        self.seconds["embed"] = time.perf_counter() - tick
+            try:
+                for batch in (engine or local)(document_batches(documents)):
+                    writer.add(batch)
+                    if pack_keys and engine is None:  # another engine has no access to the cache
+                        pack_used += sum(text_sha256(t) in pack_keys for t in batch.texts)
+                    self.report("embed", min(done(), total), total)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            ingest = stream.report() if stream is not None else given
+            assert ingest is not None
+            if not writer.documents:
+                raise InputError(source_label, "no document with text was found")
+            if not writer.chunks:
+                raise InputError(source_label, "the documents hold no text the model can tokenize")
+            if pack_note:
+                pack_note = {**pack_note, "used": pack_used}
+            self.seconds["embed"] = time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        self.report("index", 0, 3)
-        embeddings = np.load(staging / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
-        texts = ParquetColumn(work / TEXTS_FILE, "text")
-        try:
-            probe_texts = _probe_texts(texts)
+            tick = time.perf_counter()
+            self.report("index", 0, 3)
+            embeddings = np.load(staging / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+            probe_texts = _probe_texts(ParquetColumn(work / TEXTS_FILE, "text"))
             probe_vectors = embedder.embed(probe_texts, cache=cache)
             # what top-result similarities look like for this corpus, for the health check
             chunk_texts = ParquetColumn(staging / CHUNKS_FILE, "text")

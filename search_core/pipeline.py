@@ -11,8 +11,9 @@ wherever their batches ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -45,11 +46,17 @@ class EmbeddedBatch:
     titles: tuple[str, ...]
     vectors: np.ndarray
 
-    @property
+    @cached_property
     def texts(self) -> list[str]:
         """The text of every chunk as embedded and indexed (title + chunk text)."""
-        by_id = {d.doc_id: t for d, t in zip(self.documents, self.titles, strict=True)}
-        return indexed_texts(self.chunks, by_id)
+        return _indexed_texts(self.documents, self.chunks, self.titles)
+
+
+def _indexed_texts(
+    documents: Sequence[Document], chunks: Sequence[Chunk], titles: Sequence[str]
+) -> list[str]:
+    by_id = {d.doc_id: t for d, t in zip(documents, titles, strict=True)}
+    return indexed_texts(chunks, by_id)
 
 
 def document_batches(
@@ -106,8 +113,7 @@ def embed_batch(
         special_tokens=embedder.special_tokens,
     )
     titles = tuple(index_title(tokenizer, d.title) for d in documents)
-    batch = EmbeddedBatch(documents, tuple(chunks), titles, np.zeros((0, embedder.dim)))
-    texts = batch.texts
+    texts = _indexed_texts(documents, chunks, titles)
     vectors = (
         embedder.embed(texts, cache=cache)
         if texts
