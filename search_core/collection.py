@@ -530,6 +530,7 @@ def build_collection(
     try:
         manifest = build.run(source, embedder, staging, work, engine)
         folder = _publish(root, version, staging, manifest)
+        build.report("save", 1, 1)  # the save stage ends once the new version is current
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -581,7 +582,8 @@ class _Build:
         work: Path,
         engine: BatchEngine | None,
     ) -> dict[str, Any]:
-        """Write every file of the new version into ``staging``; return its manifest."""
+        """Write every file of the new version into ``staging``; return its manifest (the
+        save stage is reported started; it ends when the caller has published the version)."""
         from .ingest import IngestReport, stream_source
 
         options = self.options
@@ -702,7 +704,6 @@ class _Build:
             "build_seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
         manifest["files"] = {**recorded, **write_files(staging, files)}
-        self.report("save", 1, 1)
         return manifest
 
 
